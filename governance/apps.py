@@ -1,0 +1,21 @@
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class GovernanceConfig(AppConfig):
+    name = "governance"
+    verbose_name = "Governance"
+
+    def ready(self) -> None:
+        post_migrate.connect(_sync_roles, dispatch_uid="governance.sync_roles")
+
+
+def _sync_roles(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
+    # post_migrate is sent once per app with models; sync once, on auth's, which every migrate sends.
+    if sender.label != "auth":
+        return
+    from governance.services import roles_sync
+
+    roles_sync(using=using)

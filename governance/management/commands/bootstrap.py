@@ -1,0 +1,72 @@
+"""First-run setup for ``make run``: the admin account (created once) and the demo cast (idempotent)."""
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from audit.context import Actor, audit_context
+from governance.roles import Role
+from governance.services import user_role_assign
+
+ADMIN_USERNAME = "admin"
+DEMO_USERS = {
+    "viewer": Role.VIEWER,
+    "auditor": Role.AUDITOR,
+    "editor": Role.EDITOR,
+    "approver": Role.APPROVER,
+    "approver2": Role.APPROVER,
+    "operator": Role.OPERATOR,
+}
+
+
+def _secret_file(path: Path) -> str:
+    """A password kept in ``var/`` (mode 0600) so it can be shown again on the next start."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+class Command(BaseCommand):
+    help = "Create the admin account once, and the demo users with one role each. Safe to run again."
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = Actor.system("bootstrap")
+        user_model = get_user_model()
+        with audit_context(actor=actor):
+            admin_password = _secret_file(settings.VAR_DIR / "admin-password")
+            admin, created = user_model._default_manager.get_or_create(
+                username=ADMIN_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+            )
+            if created:
+                admin.set_password(admin_password)
+                admin.save(update_fields=["password"])
+                user_role_assign(actor=actor, user=admin, role=Role.ADMIN)
+
+            demo_password = _secret_file(settings.VAR_DIR / "demo-password")
+            for username, role in DEMO_USERS.items():
+                user, created = user_model._default_manager.get_or_create(username=username)
+                if created:
+                    user.set_password(demo_password)
+                    user.save(update_fields=["password"])
+                    user_role_assign(actor=actor, user=user, role=role)
+            token, _ = Token.objects.get_or_create(user=user_model._default_manager.get(username="operator"))
+
+        admin_note = (
+            f"password {admin_password}"
+            if admin.check_password(admin_password)
+            else "password changed since it was created"
+        )
+        self.stdout.write(
+            f"\n  Console admin:  {ADMIN_USERNAME} / {admin_note}\n"
+            f"  Demo users:     {', '.join(DEMO_USERS)} (password {demo_password}), one role each\n"
+            f"  Demo API token: {token.key} (user operator)\n"
+        )

@@ -1,0 +1,56 @@
+"""The six roles of DESIGN.md, as permission patterns over ``app_label.codename``.
+
+Patterns use shell wildcards; a leading ``-`` removes what earlier patterns granted. Later apps add
+models and custom permissions (``submit_*``, ``decide_*``, ``start_run`` ...); the patterns pick them up
+each time the roles are synced (after every ``migrate``).
+"""
+
+from enum import StrEnum
+
+READ_CONFIGURATION = ["governance.view_*", "agents.view_*", "personas.view_*"]
+
+
+class Role(StrEnum):
+    VIEWER = "Viewer"
+    AUDITOR = "Auditor"
+    EDITOR = "Editor"
+    APPROVER = "Approver"
+    OPERATOR = "Operator"
+    ADMIN = "Admin"
+
+
+ROLE_PERMISSIONS: dict[Role, list[str]] = {
+    Role.VIEWER: READ_CONFIGURATION,
+    Role.AUDITOR: [*READ_CONFIGURATION, "audit.view_*", "audit.verify_*", "audit.export_*"],
+    Role.EDITOR: [
+        *READ_CONFIGURATION,
+        "governance.add_*",
+        "governance.change_*",
+        "personas.add_*",
+        "personas.change_*",
+        "agents.add_*",
+        "agents.change_*",
+        "*.submit_*",
+        # Tools and grants are the Admin's (DESIGN.md, Roles).
+        "-agents.*_tool",
+        "-agents.*_toolgrant",
+    ],
+    Role.APPROVER: [*READ_CONFIGURATION, "*.decide_*"],
+    Role.OPERATOR: [
+        *READ_CONFIGURATION,
+        "agents.start_*",
+        "agents.cancel_*",
+        "agents.compensate_*",
+        "personas.reply_*",
+    ],
+    Role.ADMIN: ["*"],
+}
+
+ROLE_DESCRIPTIONS: dict[Role, str] = {
+    Role.VIEWER: "read configuration, runs, conversations",
+    Role.AUDITOR: "Viewer + read the audit trail, verify it, export it",
+    Role.EDITOR: "edit drafts, submit versions for review",
+    Role.APPROVER: "decide reviews and approvals, never their own submissions or requests",
+    Role.OPERATOR: "start and cancel runs, answer escalated conversations, compensate runs",
+    Role.ADMIN: "everything, plus users, roles, tools and grants",
+}

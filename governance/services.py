@@ -1,0 +1,78 @@
+"""Governance services: roles for now; versioned configuration and reviews join with their issue."""
+
+from fnmatch import fnmatchcase
+
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.management import create_contenttypes
+from django.db import transaction
+
+from audit.context import Actor, audit_context
+from config.errors import DomainError
+from governance.roles import ROLE_PERMISSIONS, Role
+
+
+def role_permission_names(role: Role, available: list[str]) -> set[str]:
+    """The ``app_label.codename`` permissions that ``role``'s patterns select from ``available``."""
+    granted: set[str] = set()
+    for pattern in ROLE_PERMISSIONS[role]:
+        if pattern.startswith("-"):
+            granted -= {name for name in granted if fnmatchcase(name, pattern[1:])}
+        else:
+            granted |= {name for name in available if fnmatchcase(name, pattern)}
+    return granted
+
+
+def roles_sync(*, using: str = "default") -> None:
+    """Create the role groups if missing and give each exactly the permissions its patterns select.
+
+    Runs after every ``migrate``. Changes are audited through the permission-change signal, as the
+    system actor ``roles_sync``; a sync that changes nothing records nothing.
+    """
+    for app_config in apps.get_app_configs():
+        create_contenttypes(app_config, verbosity=0, using=using)
+        create_permissions(app_config, verbosity=0, using=using)
+    permissions = {
+        f"{permission.content_type.app_label}.{permission.codename}": permission
+        for permission in Permission.objects.using(using).select_related("content_type")
+    }
+    with audit_context(actor=Actor.system("roles_sync")), transaction.atomic(using=using):
+        for role in Role:
+            group, _ = Group.objects.using(using).get_or_create(name=role.value)
+            wanted = {permissions[name].pk for name in role_permission_names(role, list(permissions))}
+            current = set(group.permissions.values_list("pk", flat=True))
+            if current - wanted:
+                group.permissions.remove(*(current - wanted))
+            if wanted - current:
+                group.permissions.add(*(wanted - current))
+
+
+def _role(name: str) -> Role:
+    try:
+        return Role(name)
+    except ValueError:
+        choices = ", ".join(role.value for role in Role)
+        raise DomainError(f"Unknown role {name!r}.", fields={"role": [f"Choose one of: {choices}."]}) from None
+
+
+@transaction.atomic
+def user_role_assign(*, actor: Actor, user: User, role: str) -> None:
+    """Give ``user`` a role; roles are console roles, so the user may sign in to the console.
+
+    Recorded as ``auth.user.roles_changed`` by the membership signal, attributed to ``actor``.
+    """
+    group = Group.objects.get(name=_role(role).value)
+    with audit_context(actor=actor):
+        user.groups.add(group)
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+
+
+@transaction.atomic
+def user_role_revoke(*, actor: Actor, user: User, role: str) -> None:
+    """Take a role from ``user``. Recorded as ``auth.user.roles_changed``."""
+    group = Group.objects.get(name=_role(role).value)
+    with audit_context(actor=actor):
+        user.groups.remove(group)
