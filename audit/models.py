@@ -73,21 +73,19 @@ class AuditEvent(AppendOnlyModel):
         return f"#{self.sequence} {self.action} by {self.actor_label}"
 
 
-class AuditChainHead(models.Model):
-    """The last sequence and hash, one row, locked by each append so the chain never forks.
+class AuditChainLock(models.Model):
+    """One row that every append locks, so appends queue up and the chain never forks.
 
-    A cache of the chain's end, never trusted by verification; rebuilt from the last event if missing.
+    It holds no state: the chain's end is always read from the last event itself.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    sequence = models.BigIntegerField()
-    hash = models.CharField(max_length=64)
 
     class Meta:
         default_permissions = ()
 
     def __str__(self) -> str:
-        return f"chain head at event {self.sequence}"
+        return "audit chain lock"
 
 
 class AuditCheckpoint(AppendOnlyModel):

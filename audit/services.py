@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit import integrity
 from audit.context import Actor, current_correlation_id
-from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.models import AuditChainLock, AuditCheckpoint, AuditEvent
 
 logger = logging.getLogger("steward.audit")
 
@@ -33,17 +33,14 @@ class Target:
         return cls(type=obj._meta.label_lower, id=str(obj.pk), label=str(obj)[:200])
 
 
-def _locked_head() -> AuditChainHead:
-    """Lock the chain head; (re)build it from the last event when the row is missing."""
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is not None:
-        return head
+def _chain_end() -> tuple[int, str]:
+    """Lock the chain and return its last sequence number and hash (0 and the genesis hash if empty)."""
+    lock = AuditChainLock.objects.select_for_update().filter(pk=1)
+    if not lock.values_list("pk", flat=True):
+        AuditChainLock.objects.bulk_create([AuditChainLock(pk=1)], ignore_conflicts=True)
+        lock.get()
     last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-    sequence, chain_hash = last or (0, integrity.GENESIS_HASH)
-    AuditChainHead.objects.bulk_create(
-        [AuditChainHead(pk=1, sequence=sequence, hash=chain_hash)], ignore_conflicts=True
-    )
-    return AuditChainHead.objects.select_for_update().get(pk=1)
+    return last or (0, integrity.GENESIS_HASH)
 
 
 def audit_record(
@@ -57,17 +54,17 @@ def audit_record(
     """Append one event to the trail, inside the caller's transaction.
 
     ``action`` is namespaced (``persona.version.released``). ``details`` must never hold secrets. The
-    chain head stays locked until the caller's transaction ends, so concurrent appends queue up and
-    the chain neither forks nor leaves gaps; a rolled-back caller leaves no event behind.
+    chain stays locked until the caller's transaction ends, so concurrent appends queue up and the
+    chain neither forks nor leaves gaps; a rolled-back caller leaves no event behind.
     """
     if "." not in action:
         raise ValueError(f"audit action {action!r} must be namespaced, like 'agent.run.started'")
     subject = Target.of(target)
     clean_details = integrity.normalise_details(details)
     with transaction.atomic(savepoint=False):
-        head = _locked_head()
+        last_sequence, last_hash = _chain_end()
         values: dict[str, Any] = {
-            "sequence": head.sequence + 1,
+            "sequence": last_sequence + 1,
             "created_at": timezone.now(),
             "actor_type": actor.type,
             "actor_id": actor.id,
@@ -78,12 +75,10 @@ def audit_record(
             "target_label": subject.label[:200],
             "details_digest": integrity.details_digest(clean_details),
             "correlation_id": correlation_id or current_correlation_id(),
-            "prev_hash": head.hash,
+            "prev_hash": last_hash,
         }
         values["hash"] = integrity.event_hash(values)
-        event = AuditEvent.objects.create(details=clean_details, **values)
-        AuditChainHead.objects.filter(pk=1).update(sequence=event.sequence, hash=event.hash)
-    return event
+        return AuditEvent.objects.create(details=clean_details, **values)
 
 
 @transaction.atomic

@@ -1,0 +1,50 @@
+"""Helpers shared by tests: other processes on the test database, polling, and simulated attacks."""
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+
+def database_url_for_children() -> str:
+    """A DATABASE_URL pointing other processes at the database the tests use."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    credentials = quote(params["USER"]) + (f":{quote(params['PASSWORD'])}" if params["PASSWORD"] else "")
+    return f"postgres://{credentials}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+def child_environment(*, queue: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url_for_children(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    if queue:
+        env["CELERY_TASK_DEFAULT_QUEUE"] = queue
+    return env
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, message: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def tamper(sql: str, params: Sequence[Any] = ()) -> None:
+    """Run raw SQL as an attacker with database-superuser rights would: past the append-only trigger.
+
+    Must run inside the test's transaction (the ``db`` fixture), which rolls it back afterwards.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
