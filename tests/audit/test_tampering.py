@@ -5,6 +5,7 @@ test's transaction.
 """
 
 import io
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -45,7 +46,9 @@ def test_an_intact_trail_verifies(trail: list[AuditEvent]) -> None:
 
 def test_edited_details_are_found(trail: list[AuditEvent]) -> None:
     victim = trail[4]
-    tamper("UPDATE audit_auditevent SET details = %s WHERE sequence = %s", ['{"i": 4, "note": "nothing"}', victim.sequence])
+    tamper(
+        "UPDATE audit_auditevent SET details = %s WHERE sequence = %s", ['{"i": 4, "note": "nothing"}', victim.sequence]
+    )
     result = audit_chain_verify(actor=SYSTEM)
     assert result.first_broken_sequence == victim.sequence
     assert "details do not match" in result.problems[0]
@@ -136,7 +139,9 @@ def test_a_rewritten_chain_disagrees_with_the_signed_checkpoint(trail: list[Audi
     checkpoint = audit_checkpoint_write(actor=SYSTEM)
     assert checkpoint is not None
     victim = trail[3].sequence
-    events = list(AuditEvent.objects.filter(sequence__gte=victim).order_by("sequence").values())
+    events: list[dict[str, Any]] = [
+        dict(row) for row in AuditEvent.objects.filter(sequence__gte=victim).order_by("sequence").values()
+    ]
     prev_hash = trail[2].hash
     for row in events:
         if row["sequence"] == victim:
