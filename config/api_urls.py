@@ -1,9 +1,10 @@
 """URLs under /api/."""
 
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
+
+from governance.api.views import TokenObtainView
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("audit/", include("audit.api.urls")),
 ]

@@ -44,7 +44,8 @@ def main() -> int:
         flush=True,
     )
     manager.loop()
-    return manager.returncode or 0
+    # Ctrl-C (130) or SIGTERM (143) is how the platform is meant to stop: not a failure.
+    return 0 if manager.returncode in (None, 130, 143) else manager.returncode
 
 
 if __name__ == "__main__":

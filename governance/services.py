@@ -1,4 +1,4 @@
-"""Governance services: roles for now; versioned configuration and reviews join with their issue."""
+"""Governance services: roles and API tokens."""
 
 from fnmatch import fnmatchcase
 
@@ -7,8 +7,10 @@ from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.management import create_contenttypes
 from django.db import transaction
+from rest_framework.authtoken.models import Token
 
 from audit.context import Actor, audit_context
+from audit.services import audit_record
 from config.errors import DomainError
 from governance.roles import ROLE_PERMISSIONS, Role
 
@@ -76,3 +78,16 @@ def user_role_revoke(*, actor: Actor, user: User, role: str) -> None:
     group = Group.objects.get(name=_role(role).value)
     with audit_context(actor=actor):
         user.groups.remove(group)
+
+
+@transaction.atomic
+def api_token_issue(*, user: User, ip: str) -> Token:
+    """Hand ``user`` their API token after a password check; recorded as ``auth.token.issued``."""
+    token, created = Token.objects.get_or_create(user=user)
+    audit_record(
+        actor=Actor.for_user(user),
+        action="auth.token.issued",
+        target=user,
+        details={"ip": ip, "new": created},
+    )
+    return token

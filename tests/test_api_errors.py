@@ -4,6 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from audit.models import AuditEvent
+
 pytestmark = pytest.mark.django_db
 TOKEN_URL = "/api/auth/token/"
 
@@ -12,6 +14,8 @@ def test_token_for_good_credentials(api: APIClient, operator: User) -> None:
     response = api.post(TOKEN_URL, {"username": operator.username, "password": "correct horse battery"}, format="json")
     assert response.status_code == 200
     assert len(response.json()["token"]) == 40
+    event = AuditEvent.objects.filter(action="auth.token.issued").get()
+    assert (event.actor_label, event.details) == (operator.username, {"ip": "127.0.0.1", "new": True})
 
 
 def test_bad_json_is_a_400(api: APIClient) -> None:
