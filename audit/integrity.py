@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 GENESIS_HASH = "0" * 64
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Sorted keys, no spaces, UTF-8 text as is: one text for one value."""
+    return _CANONICAL.encode(value)
 
 
 def normalise_details(details: dict[str, Any] | None) -> dict[str, Any]:
@@ -52,12 +56,66 @@ HASHED_FIELDS = (
     "prev_hash",
 )
 
+_quote = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for strings
+
+
+def canonical_event_parts(
+    *,
+    action: str,
+    actor_id: str,
+    actor_label: str,
+    actor_type: str,
+    correlation_id: str,
+    details_digest: str,
+    target_id: str,
+    target_label: str,
+    target_type: str,
+) -> tuple[str, str, str]:
+    """The event's canonical JSON, cut where the three values known only at append time go.
+
+    ``head + created_at + middle + prev_hash + '","sequence":' + sequence + tail`` equals
+    ``canonical_json`` of the hashed fields: keys in sorted order, which puts ``created_at`` before
+    ``details_digest`` and ``prev_hash`` right before ``sequence``. Written out by hand because it is
+    the hot path of appending and verifying; the tests pin it to ``canonical_json``.
+    """
+    head = (
+        '{"action":' + _quote(action) + ',"actor_id":' + _quote(actor_id) + ',"actor_label":' + _quote(actor_label)
+        + ',"actor_type":' + _quote(actor_type) + ',"correlation_id":' + _quote(correlation_id) + ',"created_at":"'
+    )  # fmt: skip
+    middle = '","details_digest":' + _quote(details_digest) + ',"prev_hash":"'
+    tail = (
+        ',"target_id":' + _quote(target_id) + ',"target_label":' + _quote(target_label)
+        + ',"target_type":' + _quote(target_type) + "}"
+    )  # fmt: skip
+    return head, middle, tail
+
+
+def chain_hash(parts: tuple[str, str, str], *, created_at: str, prev_hash: str, sequence: int) -> str:
+    head, middle, tail = parts
+    text = head + created_at + middle + prev_hash + '","sequence":' + str(sequence) + tail
+    return hashlib.sha256(text.encode()).hexdigest()
+
 
 def event_hash(values: dict[str, Any]) -> str:
-    payload = {name: values[name] for name in HASHED_FIELDS}
-    payload["created_at"] = timestamp(payload["created_at"])
-    payload["correlation_id"] = str(payload["correlation_id"])
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    """The hash of an event given its hashed fields (``created_at`` a datetime or its canonical text)."""
+    created_at = values["created_at"]
+    parts = canonical_event_parts(
+        action=values["action"],
+        actor_id=values["actor_id"],
+        actor_label=values["actor_label"],
+        actor_type=values["actor_type"],
+        correlation_id=str(values["correlation_id"]),
+        details_digest=values["details_digest"],
+        target_id=values["target_id"],
+        target_label=values["target_label"],
+        target_type=values["target_type"],
+    )
+    return chain_hash(
+        parts,
+        created_at=created_at if isinstance(created_at, str) else timestamp(created_at),
+        prev_hash=values["prev_hash"],
+        sequence=values["sequence"],
+    )
 
 
 def checkpoint_signature(key: str, *, sequence: int, chain_hash: str, created_at: dt.datetime) -> str:
@@ -108,8 +166,28 @@ class CheckpointRecord:
     signature: str
 
 
-def verify(events: Iterable[dict[str, Any]], checkpoints: Iterable[CheckpointRecord], *, key: str) -> Verification:
-    """Check ``events`` (ordered by sequence, with ``details`` and ``redacted_at``) and ``checkpoints``.
+# The row layout ``verify`` reads: every value as text, as the database returns it.
+ROW_FIELDS = (
+    "sequence",
+    "created_at",  # canonical text: 2026-11-24T03:28:29.266456+00:00
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "details",  # JSON text
+    "details_digest",
+    "correlation_id",  # canonical text, with dashes
+    "redacted",  # bool
+    "prev_hash",
+    "hash",
+)
+
+
+def verify(rows: Iterable[Sequence[Any]], checkpoints: Iterable[CheckpointRecord], *, key: str) -> Verification:
+    """Check ``rows`` (laid out as ``ROW_FIELDS``, ordered by sequence) and ``checkpoints``.
 
     Names the first broken sequence number: an edited event breaks its own hash, a deleted one leaves a
     gap, an inserted or reordered one breaks the link to its predecessor, a rewritten stretch disagrees
@@ -134,9 +212,22 @@ def verify(events: Iterable[dict[str, Any]], checkpoints: Iterable[CheckpointRec
 
     expected_sequence = 1
     prev_hash = GENESIS_HASH
-    for event in events:
-        sequence = event["sequence"]
-        if result.first_broken_sequence is None:
+    broken = False
+    for row in rows:
+        (sequence, created_at, actor_type, actor_id, actor_label, action, target_type, target_id, target_label,
+         details, digest, correlation_id, redacted, stored_prev_hash, stored_hash) = row  # fmt: skip
+        if not broken:
+            parts = canonical_event_parts(
+                action=action,
+                actor_id=actor_id,
+                actor_label=actor_label,
+                actor_type=actor_type,
+                correlation_id=correlation_id,
+                details_digest=digest,
+                target_id=target_id,
+                target_label=target_label,
+                target_type=target_type,
+            )
             if sequence != expected_sequence:
                 missing = (
                     f"event {expected_sequence}"
@@ -144,22 +235,24 @@ def verify(events: Iterable[dict[str, Any]], checkpoints: Iterable[CheckpointRec
                     else f"events {expected_sequence}-{sequence - 1}"
                 )
                 result.fail(expected_sequence, f"{missing} missing: deleted from the trail")
-            elif event["prev_hash"] != prev_hash:
+            elif stored_prev_hash != prev_hash:
                 result.fail(sequence, f"event {sequence} does not link to event {sequence - 1}: inserted or reordered")
-            elif event_hash(event) != event["hash"]:
+            elif chain_hash(parts, created_at=created_at, prev_hash=prev_hash, sequence=sequence) != stored_hash:
                 result.fail(sequence, f"event {sequence} does not match its hash: edited")
-            elif event["redacted_at"] is None and details_digest(event["details"]) != event["details_digest"]:
+            elif not redacted and details_digest(json.loads(details)) != digest:
                 result.fail(sequence, f"event {sequence} details do not match their digest: edited")
-        for checkpoint in by_sequence.pop(sequence, []):
-            if checkpoint.hash != event["hash"]:
-                result.fail(
-                    sequence,
-                    f"event {sequence} differs from signed checkpoint {checkpoint.id}: the chain was rewritten",
-                )
+            broken = result.first_broken_sequence is not None
+        if sequence in by_sequence:
+            for checkpoint in by_sequence.pop(sequence):
+                if checkpoint.hash != stored_hash:
+                    result.fail(
+                        sequence,
+                        f"event {sequence} differs from signed checkpoint {checkpoint.id}: the chain was rewritten",
+                    )
         result.events_checked += 1
         result.last_sequence = sequence
-        result.last_hash = event["hash"]
-        prev_hash = event["hash"]
+        result.last_hash = stored_hash
+        prev_hash = stored_hash
         expected_sequence = sequence + 1
 
     beyond_tail = [sequence for sequence in by_sequence if sequence > result.last_sequence]

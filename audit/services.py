@@ -1,12 +1,15 @@
 """Every write to the audit trail goes through these functions."""
 
+import datetime as dt
+import json
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit import integrity
@@ -43,6 +46,58 @@ def _chain_end() -> tuple[int, str]:
     return last or (0, integrity.GENESIS_HASH)
 
 
+def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> AuditEvent:
+    last_sequence, last_hash = _chain_end()
+    values["sequence"] = last_sequence + 1
+    values["created_at"] = timezone.now()
+    values["prev_hash"] = last_hash
+    values["hash"] = integrity.event_hash(values)
+    return AuditEvent.objects.create(details=details, **values)
+
+
+def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> AuditEvent:
+    """One call to ``audit_append`` (migration 0003): the same chain, in one round trip."""
+    parts = integrity.canonical_event_parts(
+        **{name: values[name] for name in _PART_FIELDS}, correlation_id=str(values["correlation_id"])
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
+            [
+                *parts,
+                values["actor_type"],
+                values["actor_id"],
+                values["actor_label"],
+                values["action"],
+                values["target_type"],
+                values["target_id"],
+                values["target_label"],
+                json.dumps(details),
+                values["details_digest"],
+                values["correlation_id"],
+            ],
+        )
+        sequence, created_at, prev_hash, chain_hash = cursor.fetchone()
+    event = AuditEvent(
+        sequence=sequence, created_at=created_at, prev_hash=prev_hash, hash=chain_hash, details=details, **values
+    )
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+_PART_FIELDS = (
+    "action",
+    "actor_id",
+    "actor_label",
+    "actor_type",
+    "details_digest",
+    "target_id",
+    "target_label",
+    "target_type",
+)
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -61,24 +116,21 @@ def audit_record(
         raise ValueError(f"audit action {action!r} must be namespaced, like 'agent.run.started'")
     subject = Target.of(target)
     clean_details = integrity.normalise_details(details)
+    values: dict[str, Any] = {
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_label": actor.label[:200],
+        "action": action,
+        "target_type": subject.type,
+        "target_id": str(subject.id)[:64],
+        "target_label": subject.label[:200],
+        "details_digest": integrity.details_digest(clean_details),
+        "correlation_id": correlation_id or current_correlation_id(),
+    }
     with transaction.atomic(savepoint=False):
-        last_sequence, last_hash = _chain_end()
-        values: dict[str, Any] = {
-            "sequence": last_sequence + 1,
-            "created_at": timezone.now(),
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "actor_label": actor.label[:200],
-            "action": action,
-            "target_type": subject.type,
-            "target_id": str(subject.id)[:64],
-            "target_label": subject.label[:200],
-            "details_digest": integrity.details_digest(clean_details),
-            "correlation_id": correlation_id or current_correlation_id(),
-            "prev_hash": last_hash,
-        }
-        values["hash"] = integrity.event_hash(values)
-        return AuditEvent.objects.create(details=clean_details, **values)
+        if connection.vendor == "postgresql":
+            return _append_in_postgresql(values, clean_details)
+        return _append_in_python(values, clean_details)
 
 
 @transaction.atomic
@@ -137,9 +189,35 @@ def audit_checkpoint_write(*, actor: Actor) -> AuditCheckpoint | None:
     return checkpoint
 
 
-def _events() -> Any:
-    fields = ("details", "redacted_at", "hash", *integrity.HASHED_FIELDS)
-    return AuditEvent.objects.order_by("sequence").values(*fields).iterator(chunk_size=5000)
+_ROW_SQL = {
+    "postgresql": """
+        SELECT sequence, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+               actor_type, actor_id, actor_label, action, target_type, target_id, target_label, details::text,
+               details_digest, correlation_id::text, redacted_at IS NOT NULL, prev_hash, hash
+        FROM audit_auditevent ORDER BY sequence""",
+    "sqlite": """
+        SELECT sequence, created_at,
+               actor_type, actor_id, actor_label, action, target_type, target_id, target_label, details,
+               details_digest, correlation_id, redacted_at IS NOT NULL, prev_hash, hash
+        FROM audit_auditevent ORDER BY sequence""",
+}
+
+
+def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """SQLite gives a naive UTC datetime and 32 hex digits: make them the canonical text."""
+    created_at = integrity.timestamp(row[1].replace(tzinfo=dt.UTC))
+    return (row[0], created_at, *row[2:11], str(uuid.UUID(row[11])), bool(row[12]), *row[13:])
+
+
+def _event_rows() -> Iterator[tuple[Any, ...]]:
+    """Every event as ``integrity.ROW_FIELDS``, in sequence order, streamed in chunks."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_ROW_SQL[connection.vendor])
+        while rows := cursor.fetchmany(10_000):
+            if connection.vendor == "sqlite":
+                yield from map(_sqlite_row, rows)
+            else:
+                yield from rows
 
 
 def _checkpoints() -> list[integrity.CheckpointRecord]:
@@ -153,7 +231,7 @@ def _checkpoints() -> list[integrity.CheckpointRecord]:
 
 def audit_chain_verify(*, actor: Actor) -> integrity.Verification:
     """Recompute the whole chain and check every checkpoint; record who verified and what was found."""
-    result = integrity.verify(_events(), _checkpoints(), key=settings.AUDIT_CHECKPOINT_KEY)
+    result = integrity.verify(_event_rows(), _checkpoints(), key=settings.AUDIT_CHECKPOINT_KEY)
     with transaction.atomic():
         audit_record(
             actor=actor,

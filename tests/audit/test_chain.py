@@ -135,3 +135,42 @@ def test_verification_is_itself_recorded() -> None:
     assert event.action == "audit.chain.verified"
     assert event.actor_label == "aude"
     assert event.details["events_checked"] == result.events_checked
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["plain", 'quo"te and back\\slash', "naïve café 東京 🚀", "control\x01\x1f\n\t chars", "\u2028 line sep", ""],
+)
+def test_the_hand_written_canonical_form_equals_canonical_json(label: str) -> None:
+    import datetime as dt
+
+    values = {
+        "sequence": 12345,
+        "created_at": dt.datetime(2026, 11, 24, 3, 28, 29, 266456, tzinfo=dt.UTC),
+        "actor_type": "user",
+        "actor_id": "7",
+        "actor_label": label,
+        "action": "test.thing.happened",
+        "target_type": "x.y",
+        "target_id": label,
+        "target_label": label,
+        "details_digest": "ab" * 32,
+        "correlation_id": uuid.UUID(int=42),
+        "prev_hash": "cd" * 32,
+    }
+    payload = {**values, "created_at": "2026-11-24T03:28:29.266456+00:00", "correlation_id": str(uuid.UUID(int=42))}
+    import hashlib
+
+    assert integrity.event_hash(values) == hashlib.sha256(integrity.canonical_json(payload).encode()).hexdigest()
+
+
+@pytest.mark.django_db
+def test_unusual_labels_round_trip_and_verify() -> None:
+    audit_record(
+        actor=Actor(type="user", id="1", label='naïve "café" 東京 🚀\\'),
+        action="test.thing.happened",
+        target=Target("x.y", "1", "line\nbreak\x01"),
+        details={"emoji": "🚀", "nested": {"b": [1, 2.5, None, True], "a": "é"}},
+    )
+    result = audit_chain_verify(actor=SYSTEM)
+    assert result.ok, result.problems
