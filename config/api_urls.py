@@ -7,4 +7,6 @@ from governance.api.views import TokenObtainView
 urlpatterns = [
     path("auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("audit/", include("audit.api.urls")),
+    path("", include("governance.api.urls")),
+    path("", include("personas.api.urls")),
 ]

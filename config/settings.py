@@ -75,6 +75,10 @@ SECRET_KEY = var_secret("SECRET_KEY", "secret-key")
 AUDIT_CHECKPOINT_KEY = var_secret("AUDIT_CHECKPOINT_KEY", "audit-checkpoint-key")
 AUDIT_CHECKPOINT_INTERVAL = env_int("AUDIT_CHECKPOINT_INTERVAL", 300, minimum=10)
 
+# Governed configuration: kinds whose versions need two distinct approvers, and how long a review may wait.
+GOVERNANCE_TWO_APPROVER_KINDS = env_list("GOVERNANCE_TWO_APPROVER_KINDS", ["guardrail_policy"])
+GOVERNANCE_REVIEW_HOURS = env_int("GOVERNANCE_REVIEW_HOURS", 72, minimum=1)
+
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -184,6 +188,10 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {
         "task": "audit.tasks.audit_checkpoint_write_task",
         "schedule": float(AUDIT_CHECKPOINT_INTERVAL),
+    },
+    "review-expiry": {
+        "task": "governance.tasks.review_items_expire_task",
+        "schedule": 60.0,
     },
 }
 

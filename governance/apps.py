@@ -9,6 +9,20 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
+        from governance import policies
+        from governance.models import Risk
+        from governance.registry import GovernedKind, register
+
+        register(
+            GovernedKind(
+                name="guardrail_policy",
+                title="guardrail policy",
+                schema=policies.POLICY_SCHEMA,
+                validators=(policies.validate_policy_spec,),
+                checks=(policies.check_policy_tests,),
+                review_risk=Risk.HIGH,
+            )
+        )
         post_migrate.connect(_sync_roles, dispatch_uid="governance.sync_roles")
 
 

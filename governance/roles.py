@@ -24,8 +24,10 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.AUDITOR: [*READ_CONFIGURATION, "audit.view_*", "audit.verify_*", "audit.export_*"],
     Role.EDITOR: [
         *READ_CONFIGURATION,
-        "governance.add_*",
-        "governance.change_*",
+        "governance.add_governedobject",
+        "governance.change_governedobject",
+        "governance.add_guardrailpolicy",
+        "governance.change_guardrailpolicy",
         "personas.add_*",
         "personas.change_*",
         "agents.add_*",
@@ -35,7 +37,7 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "-agents.*_tool",
         "-agents.*_toolgrant",
     ],
-    Role.APPROVER: [*READ_CONFIGURATION, "*.decide_*"],
+    Role.APPROVER: [*READ_CONFIGURATION, "*.decide_*", "governance.release_version"],
     Role.OPERATOR: [
         *READ_CONFIGURATION,
         "agents.start_*",
@@ -50,7 +52,7 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.VIEWER: "read configuration, runs, conversations",
     Role.AUDITOR: "Viewer + read the audit trail, verify it, export it",
     Role.EDITOR: "edit drafts, submit versions for review",
-    Role.APPROVER: "decide reviews and approvals, never their own submissions or requests",
+    Role.APPROVER: "decide reviews and approvals, never their own submissions or requests; release and roll back",
     Role.OPERATOR: "start and cancel runs, answer escalated conversations, compensate runs",
     Role.ADMIN: "everything, plus users, roles, tools and grants",
 }

@@ -1,18 +1,49 @@
-"""Governance services: roles and API tokens."""
+"""Governance services: roles, API tokens, and governed configuration from draft to rollback.
 
+Every function here is one state change: it checks who may do it, changes the rows in one transaction,
+and records the audit event in that same transaction. API views, admin actions, tasks and management
+commands all call these, so they behave the same way everywhere.
+"""
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.management import create_contenttypes
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from audit.context import Actor, audit_context
+from audit import integrity
+from audit.context import Actor, audit_context, current_actor
 from audit.services import audit_record
-from config.errors import DomainError
+from config.errors import Conflict, DomainError, NotAllowed, NotFound
+from governance.models import (
+    Decision,
+    GovernedObject,
+    Label,
+    LabelPointer,
+    Release,
+    ReleaseKind,
+    ReleaseMove,
+    ReviewDecision,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+    Version,
+    VersionStatus,
+)
+from governance.registry import get_kind
 from governance.roles import ROLE_PERMISSIONS, Role
+
+# Roles ---------------------------------------------------------------------------------------------
 
 
 def role_permission_names(role: Role, available: list[str]) -> set[str]:
@@ -85,9 +116,418 @@ def api_token_issue(*, user: User, ip: str) -> Token:
     """Hand ``user`` their API token after a password check; recorded as ``auth.token.issued``."""
     token, created = Token.objects.get_or_create(user=user)
     audit_record(
-        actor=Actor.for_user(user),
-        action="auth.token.issued",
-        target=user,
-        details={"ip": ip, "new": created},
+        actor=Actor.for_user(user), action="auth.token.issued", target=user, details={"ip": ip, "new": created}
     )
     return token
+
+
+# Governed configuration -----------------------------------------------------------------------------
+
+
+def audit_actor(user: User) -> Actor:
+    """``user`` as an audit actor, keeping the request's view of them (an API client uses a token)."""
+    actor = current_actor()
+    if actor is not None and actor.id == str(user.pk):
+        return actor
+    return Actor.for_user(user)
+
+
+def _require(user: User, permission: str, doing: str) -> None:
+    if not user.has_perm(permission):
+        raise NotAllowed(f"You may not {doing}: it needs the permission {permission}.")
+
+
+def user_roles(user: User) -> str:
+    names = sorted(user.groups.values_list("name", flat=True))
+    if user.is_superuser:
+        names.insert(0, "superuser")
+    return ", ".join(names) or "no role"
+
+
+def spec_checksum(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(integrity.canonical_json(spec).encode()).hexdigest()
+
+
+@transaction.atomic
+def governed_object_create(*, actor: User, kind: str, slug: str, name: str, draft: dict[str, Any]) -> GovernedObject:
+    """Create a governed object with its first draft. Drafts may be incomplete; submitting validates."""
+    governed = get_kind(kind)
+    _require(actor, "governance.add_governedobject", f"create a {governed.title}")
+    if GovernedObject.objects.filter(kind=kind, slug=slug).exists():
+        raise Conflict(f"A {governed.title} with the slug {slug!r} exists already.", fields={"slug": ["Already used."]})
+    obj = GovernedObject.objects.create(
+        kind=kind, slug=slug, name=name, draft=draft, created_by=actor, draft_updated_by=actor
+    )
+    audit_record(actor=audit_actor(actor), action=f"governance.{kind}.created", target=obj, details={"name": name})
+    return obj
+
+
+@transaction.atomic
+def draft_update(
+    *, actor: User, obj: GovernedObject, name: str | None = None, draft: dict[str, Any] | None = None
+) -> GovernedObject:
+    """Edit an object's draft (and name). Versions already submitted are not affected."""
+    governed = get_kind(obj.kind)
+    _require(actor, "governance.change_governedobject", f"edit a {governed.title}")
+    obj = GovernedObject.objects.select_for_update().get(pk=obj.pk)
+    changed: list[str] = []
+    if name is not None and name != obj.name:
+        obj.name, changed = name, [*changed, "name"]
+    if draft is not None and draft != obj.draft:
+        obj.draft, changed = draft, [*changed, "draft"]
+    if changed:
+        obj.draft_updated_at, obj.draft_updated_by = timezone.now(), actor
+        obj.save(update_fields=[*changed, "draft_updated_at", "draft_updated_by"])
+        audit_record(
+            actor=audit_actor(actor),
+            action=f"governance.{obj.kind}.draft_updated",
+            target=obj,
+            details={"changed": changed, "draft_checksum": spec_checksum(obj.draft)},
+        )
+    return obj
+
+
+def review_digest(payload: dict[str, Any]) -> str:
+    """The digest a decision is bound to: SHA-256 over the canonical JSON of what the reviewer sees."""
+    return hashlib.sha256(integrity.canonical_json(payload).encode()).hexdigest()
+
+
+@transaction.atomic
+def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: str = "production") -> Version:
+    """Freeze the draft as the next version and put it in the review queue.
+
+    The spec must satisfy the kind's schema and validators (400 with field errors otherwise). The kind's
+    checks run now; their results travel with the version, and a failing one will block approval.
+    ``label`` is where the version is meant to go: reviewers see the diff against what runs there.
+    """
+    governed = get_kind(obj.kind)
+    _require(actor, "governance.submit_version", f"submit a {governed.title} for review")
+    target_label = _label(label)
+    obj = GovernedObject.objects.select_for_update().get(pk=obj.pk)
+    errors = governed.validate(obj.draft)
+    if errors:
+        raise DomainError(
+            f"The draft of {governed.title} {obj.slug!r} is not valid.",
+            code="invalid_spec",
+            fields={f"draft.{path}" if path else "draft": messages for path, messages in errors.items()},
+        )
+    checksum = spec_checksum(obj.draft)
+    latest = obj.versions.order_by("-number").first()
+    if latest and latest.checksum == checksum and latest.status in {VersionStatus.PENDING, VersionStatus.APPROVED}:
+        raise Conflict(f"Nothing changed since version {latest.number} ({latest.get_status_display()}).")
+    results = [check(obj.draft).as_dict() for check in governed.checks]
+    version = Version.objects.create(
+        object=obj,
+        number=(latest.number + 1) if latest else 1,
+        name=obj.name,
+        spec=obj.draft,
+        checksum=checksum,
+        author=actor,
+        note=note,
+        checks=results,
+    )
+    payload = {
+        "kind": obj.kind,
+        "slug": obj.slug,
+        "version": version.number,
+        "checksum": checksum,
+        "label": target_label.name,
+        "checks": results,
+    }
+    ReviewItem.objects.create(
+        kind=ReviewKind.CONFIGURATION,
+        subject_type="governance.version",
+        subject_id=str(version.pk),
+        subject_label=f"{governed.title} {obj.slug} v{version.number}",
+        version=version,
+        reason=f"Four-eyes review of a new {governed.title} version" + (f": {note}" if note else ""),
+        raised_by="governed configuration",
+        risk=governed.review_risk,
+        requested_by=actor,
+        requested_by_label=actor.get_username(),
+        approvals_required=governed.approvals_required,
+        payload=payload,
+        digest=review_digest(payload),
+        due_at=timezone.now() + dt.timedelta(hours=settings.GOVERNANCE_REVIEW_HOURS),
+    )
+    audit_record(
+        actor=audit_actor(actor),
+        action=f"governance.{obj.kind}.version_submitted",
+        target=version,
+        details={"version": version.number, "checksum": checksum, "label": target_label.name, "note": note,
+                 "checks_passed": version.checks_passed},
+    )  # fmt: skip
+    return version
+
+
+def _label(name: str) -> Label:
+    try:
+        return Label.objects.get(name=name)
+    except Label.DoesNotExist:
+        known = ", ".join(Label.objects.values_list("name", flat=True))
+        raise DomainError(f"There is no label {name!r}.", fields={"label": [f"Choose one of: {known}."]}) from None
+
+
+@transaction.atomic
+def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, comment: str = "") -> ReviewItem:
+    """Approve or reject a review item, bound to the digest of what the decider saw.
+
+    Refused: deciding one's own request (separation of duties), deciding twice, a stale digest, an item
+    no longer pending, and approving a version whose checks failed. An item needing two approvers is
+    approved by the second distinct approval; any rejection rejects it.
+    """
+    _require(actor, "governance.decide_reviewitem", "decide reviews")
+    item = ReviewItem.objects.select_for_update().get(pk=item.pk)
+    if decision not in Decision.values:
+        raise DomainError("Unknown decision.", fields={"decision": ["Choose approve or reject."]})
+    if item.status != ReviewStatus.PENDING:
+        raise Conflict(f"This review is {item.status} already; nothing more can be decided.")
+    if item.requested_by_id == actor.pk:
+        raise NotAllowed("You cannot review your own request: someone else has to decide it.", code="self_review")
+    if digest != item.digest:
+        raise Conflict(
+            "What you reviewed is not what is pending: reload it and decide again.",
+            code="stale_digest",
+            fields={"digest": ["Does not match the item's current digest."]},
+        )
+    if item.decisions.filter(decider=actor).exists():
+        raise Conflict("You have decided this review already; a second approver must be someone else.")
+    version = item.version
+    if decision == Decision.APPROVE and version is not None and not version.checks_passed:
+        failing = [c["name"] for c in version.checks if not c.get("passed")]
+        raise Conflict(
+            f"Approval is blocked by failing checks: {', '.join(failing)}.",
+            code="checks_failed",
+            fields={
+                "checks": [f["message"] for c in version.checks for f in c["findings"] if f["severity"] == "error"]
+            },
+        )
+    ReviewDecision.objects.create(
+        item=item,
+        decider=actor,
+        decider_label=actor.get_username(),
+        decider_roles=user_roles(actor),
+        decision=decision,
+        comment=comment,
+        digest=digest,
+    )
+    approvals = item.decisions.filter(decision=Decision.APPROVE).count()
+    final = decision == Decision.REJECT or approvals >= item.approvals_required
+    audit_record(
+        actor=audit_actor(actor),
+        action=f"governance.review.{'approved' if decision == Decision.APPROVE else 'rejected'}",
+        target=item,
+        details={"comment": comment, "digest": digest, "approvals": approvals, "required": item.approvals_required,
+                 "final": final, "roles": user_roles(actor)},
+    )  # fmt: skip
+    if final:
+        now = timezone.now()
+        item.status = ReviewStatus.APPROVED if decision == Decision.APPROVE else ReviewStatus.REJECTED
+        item.decided_at = now
+        item.save(update_fields=["status", "decided_at"])
+        if version is not None:
+            _version_settle(version, item.status, now)
+    return item
+
+
+def _version_settle(version: Version, outcome: str, when: dt.datetime) -> None:
+    status = {
+        ReviewStatus.APPROVED: VersionStatus.APPROVED,
+        ReviewStatus.REJECTED: VersionStatus.REJECTED,
+        ReviewStatus.EXPIRED: VersionStatus.EXPIRED,
+    }[ReviewStatus(outcome)]
+    version.status, version.decided_at = status, when
+    version.save(update_fields=["status", "decided_at"])
+    audit_record(
+        actor=current_actor() or Actor.system("governance"),
+        action=f"governance.{version.object.kind}.version_{status}",
+        target=version,
+        details={"version": version.number, "checksum": version.checksum},
+    )
+
+
+def review_items_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire pending items past their due time: expiry denies. Returns how many expired."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in ReviewItem.objects.filter(status=ReviewStatus.PENDING, due_at__lt=now).values_list("pk", flat=True):
+        with transaction.atomic(), audit_context(actor=Actor.system("review-expiry")):
+            item = ReviewItem.objects.select_for_update().get(pk=pk)
+            if item.status != ReviewStatus.PENDING:
+                continue  # decided while we were looking
+            item.status, item.decided_at = ReviewStatus.EXPIRED, now
+            item.save(update_fields=["status", "decided_at"])
+            audit_record(
+                actor=Actor.system("review-expiry"),
+                action="governance.review.expired",
+                target=item,
+                details={"due_at": item.due_at.isoformat(), "outcome": "denied"},
+            )
+            if item.version is not None:
+                _version_settle(item.version, ReviewStatus.EXPIRED, now)
+            expired += 1
+    return expired
+
+
+@dataclass(frozen=True)
+class Move:
+    """Put ``label`` of ``object`` on ``version`` (``None``: take the label off)."""
+
+    object: GovernedObject
+    label: str
+    version: Version | None
+
+
+def _apply_moves(*, actor: User, kind: str, note: str, moves: Sequence[Move], reverts: Release | None) -> Release:
+    if not moves:
+        raise DomainError("A release moves at least one label.", fields={"moves": ["Add at least one move."]})
+    seen: set[tuple[int, str]] = set()
+    for index, move in enumerate(moves):
+        key = (move.object.pk, move.label)
+        if key in seen:
+            raise DomainError(
+                "A release moves each label of an object once.", fields={f"moves[{index}]": ["Repeated."]}
+            )
+        seen.add(key)
+        if move.version is not None:
+            if move.version.object_id != move.object.pk:
+                raise DomainError(
+                    "That version belongs to another object.", fields={f"moves[{index}].version": ["Wrong object."]}
+                )
+            if move.version.status != VersionStatus.APPROVED:
+                raise Conflict(
+                    f"{move.version} is {move.version.get_status_display()}: only approved versions can be released.",
+                    fields={f"moves[{index}].version": ["Not approved."]},
+                )
+    release = Release.objects.create(kind=kind, note=note, created_by=actor, reverts=reverts)
+    for move in moves:
+        label = _label(move.label)
+        pointer = LabelPointer.objects.select_for_update().filter(object=move.object, label=label).first()
+        ReleaseMove.objects.create(
+            release=release,
+            object=move.object,
+            label=label,
+            from_version=pointer.version if pointer else None,
+            to_version=move.version,
+        )
+        if move.version is None:
+            if pointer:
+                pointer.delete()
+        elif pointer:
+            pointer.version, pointer.release, pointer.updated_at = move.version, release, timezone.now()
+            pointer.save(update_fields=["version", "release", "updated_at"])
+        else:
+            LabelPointer.objects.create(object=move.object, label=label, version=move.version, release=release)
+    return release
+
+
+def _moves_detail(release: Release) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": move.object.kind,
+            "slug": move.object.slug,
+            "label": move.label.name,
+            "from": move.from_version.number if move.from_version else None,
+            "to": move.to_version.number if move.to_version else None,
+        }
+        for move in release.moves.select_related("object", "label", "from_version", "to_version")
+    ]
+
+
+@transaction.atomic
+def release_create(*, actor: User, note: str, moves: Sequence[Move]) -> Release:
+    """Move one or more labels at once, atomically, recorded as one unit."""
+    _require(actor, "governance.release_version", "release versions")
+    if not note.strip():
+        raise DomainError("A release needs a note.", fields={"note": ["Say what this release is for."]})
+    release = _apply_moves(actor=actor, kind=ReleaseKind.RELEASE, note=note, moves=moves, reverts=None)
+    audit_record(
+        actor=audit_actor(actor),
+        action="governance.release.created",
+        target=release,
+        details={"note": note, "moves": _moves_detail(release)},
+    )
+    return release
+
+
+@transaction.atomic
+def release_rollback(*, actor: User, release: Release, reason: str) -> Release:
+    """Move the labels of ``release`` back to where they were before it, in one step."""
+    _require(actor, "governance.release_version", "roll releases back")
+    if not reason.strip():
+        raise DomainError("A rollback needs a reason.", fields={"reason": ["Say why."]})
+    release = Release.objects.select_for_update().get(pk=release.pk)
+    if release.rolled_back_at is not None:
+        raise Conflict(f"Release #{release.pk} was rolled back already.")
+    moves = []
+    for move in release.moves.select_related("object", "label", "from_version", "to_version"):
+        current = LabelPointer.objects.filter(object=move.object, label=move.label).select_related("version").first()
+        current_version = current.version if current else None
+        if current_version != move.to_version:
+            raise Conflict(
+                f"{move.object} {move.label} has moved since release #{release.pk} "
+                f"(now {f'v{current_version.number}' if current_version else 'nothing'}): "
+                "roll back the later release first."
+            )
+        moves.append(Move(object=move.object, label=move.label.name, version=move.from_version))
+    rollback = _apply_moves(actor=actor, kind=ReleaseKind.ROLLBACK, note=reason, moves=moves, reverts=release)
+    release.rolled_back_at = timezone.now()
+    release.save(update_fields=["rolled_back_at"])
+    audit_record(
+        actor=audit_actor(actor),
+        action="governance.release.rolled_back",
+        target=release,
+        details={"reason": reason, "rollback": rollback.pk, "moves": _moves_detail(rollback)},
+    )
+    return rollback
+
+
+@transaction.atomic
+def label_rollback(*, actor: User, obj: GovernedObject, label: str, version: Version, reason: str) -> Release:
+    """Put ``label`` of one object back on an earlier approved version, with a reason."""
+    _require(actor, "governance.release_version", "roll labels back")
+    if not reason.strip():
+        raise DomainError("A rollback needs a reason.", fields={"reason": ["Say why."]})
+    release = _apply_moves(
+        actor=actor, kind=ReleaseKind.ROLLBACK, note=reason, moves=[Move(obj, label, version)], reverts=None
+    )
+    audit_record(
+        actor=audit_actor(actor),
+        action=f"governance.{obj.kind}.rolled_back",
+        target=obj,
+        details={"reason": reason, "label": label, "release": release.pk, "moves": _moves_detail(release)},
+    )
+    return release
+
+
+@transaction.atomic
+def label_create(*, actor: User, name: str, description: str = "") -> Label:
+    """Add a release label (Admins)."""
+    _require(actor, "governance.add_label", "add labels")
+    try:
+        with transaction.atomic():
+            label = Label.objects.create(name=name, description=description)
+    except IntegrityError:
+        raise Conflict(f"The label {name!r} exists already.", fields={"name": ["Already used."]}) from None
+    audit_record(actor=audit_actor(actor), action="governance.label.created", target=label, details={"name": name})
+    return label
+
+
+def label_resolve(*, kind: str, slug: str, label: str) -> Version:
+    """The version ``label`` points at for an object. A label that points nowhere is an error, never a fallback.
+
+    Whatever starts running resolves once and keeps the version it got (pins it).
+    """
+    pointer = (
+        LabelPointer.objects.select_related("version", "version__object")
+        .filter(object__kind=kind, object__slug=slug, label__name=label)
+        .first()
+    )
+    if pointer is None:
+        title = get_kind(kind).title
+        if not GovernedObject.objects.filter(kind=kind, slug=slug).exists():
+            raise NotFound(f"There is no {title} {slug!r}.")
+        raise Conflict(
+            f"The label {label!r} of {title} {slug!r} points at no version: release one first.", code="label_unset"
+        )
+    return pointer.version

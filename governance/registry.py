@@ -1,0 +1,76 @@
+"""The kinds of governed configuration, each declared once with its spec and the checks gating it.
+
+An app registers its kinds in ``AppConfig.ready``; the versioning, review, release and rollback
+machinery in ``governance.services`` then works for every kind alike.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+
+from config.errors import NotFound
+from governance.checks import Check
+from governance.models import Risk
+
+Validator = Callable[[dict[str, Any]], dict[str, list[str]]]
+
+
+@dataclass(frozen=True)
+class GovernedKind:
+    name: str  # stored in GovernedObject.kind: "style_guide"
+    title: str  # for people: "style guide"
+    schema: dict[str, Any]  # JSON Schema (draft 2020-12) of the spec
+    validators: tuple[Validator, ...] = ()  # more field errors beyond the schema (a CEL condition that won't compile)
+    checks: tuple[Check, ...] = ()  # run on submit; a failing one blocks approval
+    review_risk: str = Risk.MEDIUM
+    _validator: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        jsonschema.Draft202012Validator.check_schema(self.schema)
+        object.__setattr__(self, "_validator", jsonschema.Draft202012Validator(self.schema))
+
+    @property
+    def approvals_required(self) -> int:
+        """Two distinct approvers for the kinds named in ``GOVERNANCE_TWO_APPROVER_KINDS``, else one."""
+        return 2 if self.name in settings.GOVERNANCE_TWO_APPROVER_KINDS else 1
+
+    def validate(self, spec: Any) -> dict[str, list[str]]:
+        """Field errors of ``spec`` (paths like ``rules.banned[2].phrase``); empty when it is valid."""
+        errors: dict[str, list[str]] = {}
+        for error in sorted(self._validator.iter_errors(spec), key=lambda e: list(e.absolute_path)):
+            errors.setdefault(json_path(error.absolute_path), []).append(error.message)
+        if not errors:
+            for validator in self.validators:
+                for path, messages in validator(spec).items():
+                    errors.setdefault(path, []).extend(messages)
+        return errors
+
+
+def json_path(parts: Any) -> str:
+    """``["rules", "banned", 2, "phrase"]`` → ``rules.banned[2].phrase`` (``""`` for the whole spec)."""
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+_KINDS: dict[str, GovernedKind] = {}
+
+
+def register(kind: GovernedKind) -> GovernedKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> GovernedKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise NotFound(f"There is no kind of governed configuration called {name!r}.") from None
+
+
+def all_kinds() -> list[GovernedKind]:
+    return list(_KINDS.values())
