@@ -20,6 +20,7 @@ optional transpiling runner uses ``exec``, so it is deliberately not used here).
 - Fail safe: a condition that errors at run time (missing field, type mismatch, non-bool result) or a stored spec
   that is broken (its condition no longer compiles, an unknown effect) makes the decision ``deny`` at once, with
   the error in ``errors`` and a reason naming the policy.
+- An unknown checkpoint raises ``ValueError``: that is a bug in the caller, not a decision.
 
 Facts are converted from plain Python (dicts, lists, str, int, float, bool, None) to CEL values as they are:
 ``int`` → ``int``, ``float`` → ``double``, so a JSON ``1500`` and ``1500.0`` both work. Comparisons
@@ -30,6 +31,7 @@ outside the int64 range becomes a ``double``. See ``docs/policies.md`` for autho
 """
 
 import functools
+import logging
 import operator
 import re
 import threading
@@ -273,7 +275,7 @@ def _expected(terminals: Iterable[str]) -> str:
     return ""
 
 
-def _syntax_error(expression: str, error: celpy.CELParseError) -> ConditionError:
+def _syntax_error(error: celpy.CELParseError) -> ConditionError:
     """A ConditionError with the position and a plain wording of lark's parse error."""
     cause = error.__context__
     line, column = error.line, error.column
@@ -328,26 +330,49 @@ _OPERATOR_NAMES = {
 }
 
 
-def _describe(error: Exception) -> str:
-    """celpy's error, without its dump of the whole activation and in CEL's type names."""
+# celpy's messages can quote values (``StringType('…')``): errors are stored and shown, and facts hold personal
+# data, so values are replaced by their CEL type.
+_VALUE_REPR = re.compile(r"\b([A-Z]\w*Type)\((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^()]*)\)")
+_CLASS_REPR = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+
+
+def _cel_type(match: re.Match[str]) -> str:
+    return _CEL_TYPE_NAMES.get(match[1], match[1])
+
+
+_TYPE_NAME = re.compile(r"\b([A-Z][a-z]*Type)\b")
+_REPEATED_WORD = re.compile(r"\b(\w+) \1\b")
+
+
+def _scrub(text: str) -> str:
+    text = _CLASS_REPR.sub(_cel_type, _VALUE_REPR.sub(_cel_type, text))  # "IntType(1) <class '…IntType'>"
+    return _REPEATED_WORD.sub(r"\1", _TYPE_NAME.sub(_cel_type, text))  # "int int" -> "int"
+
+
+def _describe(error: Exception, expression: str) -> str:
+    """celpy's error in CEL's names for operators and types, without values or its dump of every variable."""
     args = error.args
     message = str(args[0]) if args else type(error).__name__
     message = message.split(" (in activation ", 1)[0]
-    message = re.sub(r"Token\('RULE', '(\w+)'\)", lambda m: repr(_OPERATOR_NAMES.get(m[1], m[1])), message)
-    message = re.sub(
-        r"<class '(?:[\w.]+\.)?(\w+)'>", lambda m: _CEL_TYPE_NAMES.get(m[1], m[1]), message.replace("found ", "")
-    )
-    message = message.replace("'(", "(").replace(")'", ")")
+    detail: Any = args[2][0] if len(args) > 2 and isinstance(args[2], tuple) and args[2] else None
+    if isinstance(detail, bytes):
+        detail = detail.decode(errors="replace")
+    overload = re.fullmatch(r"found no matching overload for Token\('RULE', '(\w+)'\) applied to '\((.*)\)'", message)
+    if overload:
+        operator_name = _OPERATOR_NAMES.get(overload[1], overload[1])
+        return f"no matching overload for {operator_name!r} applied to ({_scrub(overload[2])})"
+    selection = re.fullmatch(r".* with type: '(.+)' does not support field selection", message, flags=re.DOTALL)
+    if selection:
+        return f"a {_scrub(selection[1])} has no fields"
     if message == "return error for overflow":
-        detail = str(args[2][0]) if len(args) > 2 and isinstance(args[2], tuple) and args[2] else "overflow"
-        message = "integer overflow" if detail == "overflow" else f"conversion failed: {detail}"
-    elif message == "no such key" and len(args) > 2 and isinstance(args[2], tuple) and args[2]:
-        message = f"no such key: {str(args[2][0])!r}"
-    elif message in {"no such overload", "match error"} and len(args) > 2 and isinstance(args[2], tuple) and args[2]:
-        detail = args[2][0]
-        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
-        message = f"{message}: {detail}"
-    return message
+        return "integer overflow" if detail in {None, "overflow"} else "conversion failed"
+    if message == "no such key":
+        # Name the key when the condition spells it out; a key computed from the facts could be anything.
+        return f"no such key: {str(detail)!r}" if detail is not None and str(detail) in expression else message
+    if message in {"no such overload", "match error"} and detail is not None:
+        detail = str(detail)
+        return _scrub(detail if detail.startswith(message) else f"{message}: {detail}")
+    return _scrub(message)
 
 
 # Numbers compare across int, uint and double as the CEL specification says; celpy 0.5.0 does that for
@@ -432,6 +457,11 @@ _FUNCTIONS: dict[str, Any] = {
     "matches": _matches,
 }
 
+# celpy logs every evaluation step at DEBUG, facts included (message text, personal data): keep it quiet unless
+# the logging configuration names the "celpy" logger itself.
+if logging.getLogger("celpy").level == logging.NOTSET:
+    logging.getLogger("celpy").setLevel(logging.WARNING)
+
 _environment: celpy.Environment | None = None
 _environment_lock = threading.Lock()
 
@@ -498,13 +528,13 @@ class CompiledCondition:
         try:
             result = self._runner.evaluate(variables)
         except (CELEvalError, CELUnsupportedError) as error:
-            raise ConditionRuntimeError(_describe(error)) from error
+            raise ConditionRuntimeError(_describe(error, self.expression)) from error
         except RecursionError:
             raise ConditionRuntimeError("the condition nests too deeply to evaluate") from None
         except Exception as error:  # a celpy defect must deny, never crash the checkpoint
             raise ConditionRuntimeError(f"{type(error).__name__}: {error}") from error
         if isinstance(result, CELEvalError):
-            raise ConditionRuntimeError(_describe(result))
+            raise ConditionRuntimeError(_describe(result, self.expression))
         if not isinstance(result, celtypes.BoolType):
             kind = _CEL_TYPE_NAMES.get(type(result).__name__, type(result).__name__)
             raise ConditionRuntimeError(f"the condition returned {kind}, not bool")
@@ -523,7 +553,7 @@ def compile_condition(expression: str) -> CompiledCondition:
         try:
             ast = environment.compile(expression)
         except celpy.CELParseError as error:
-            raise _syntax_error(expression, error) from None
+            raise _syntax_error(error) from None
         except RecursionError:
             raise ConditionError("the condition nests too deeply") from None
         runner = environment.program(ast, functions=_FUNCTIONS)
@@ -659,7 +689,7 @@ def evaluate(checkpoint: str, facts: Mapping[str, Any], policies: Sequence[Polic
         message = str(spec.get("message") or "")
         matched.append(Match(policy.slug, policy.version, effect, str(spec.get("severity", "")), message))
         reasons.append(f"{label} matched: {effect}" + (f" — {message}" if message else ""))
-        if effect != "redact":
+        if effect in TERMINAL_EFFECTS:
             return decision(effect)
         redact.update(str(kind) for kind in (spec.get("redact") or PII_KINDS))
     effect = "redact" if redact else "allow"

@@ -327,6 +327,10 @@ def test_numbers_compare_across_int_and_double(expression: str, amount: float, e
         ("pii.card", INPUT, "the condition returned int, not bool"),
         ("null", INPUT, "the condition returned null, not bool"),
         ("true", {"when": object()}, "a fact of type object cannot be used in a condition"),
+        ("text.secret == 'x'", INPUT, "a string has no fields"),
+        ("text in [1, 2]", INPUT, "no such overload"),
+        ("int(text) > 0", INPUT, "conversion failed"),
+        ("pii[text] > 0", INPUT, "no such key"),
     ],
 )
 def test_runtime_errors_raise_condition_runtime_error(expression: str, facts: dict[str, Any], error: str) -> None:
@@ -334,6 +338,7 @@ def test_runtime_errors_raise_condition_runtime_error(expression: str, facts: di
         compile_condition(expression).evaluate(facts)
     assert error in str(caught.value)
     assert "activation" not in str(caught.value)  # celpy's dump of every variable is cut off
+    assert "4111" not in str(caught.value)  # and values, which may be personal data, are not quoted
 
 
 def test_cel_error_absorption_in_logic() -> None:
@@ -489,6 +494,37 @@ def test_default_deny_is_a_last_deny_policy_with_condition_true() -> None:
     decision = evaluate("action", ACTION, policies)
     assert decision.effect == "deny"
     assert decision.matched[-1].policy == "default-deny"
+
+
+def test_the_example_sequence_of_the_reference_page() -> None:
+    policies = [
+        policy("mask-card-args", order=10, effect="redact", redact=["card"], condition="'card' in pii_types"),
+        policy("trusted-reconciler", order=20, effect="allow", scope={"type": "agent", "value": "reconciler"}),
+        policy(
+            "large-refunds",
+            3,
+            order=100,
+            effect="require_approval",
+            scope={"type": "tool", "value": "payments.refund"},
+            condition="args.amount > 1000",
+            message="Refunds over 1000 are approved by a person.",
+        ),
+        policy("no-writes-when-observing", order=100, condition="side_effect == 'write' && autonomy == 'observe'"),
+        policy("default-deny", order=100000),
+    ]
+    with_card = {**ACTION, "pii_types": ["card"], "pii": {**ACTION["pii"], "card": 1}}
+    decision = evaluate("action", with_card, policies)
+    assert (decision.effect, decision.redact) == ("require_approval", ("card",))
+    assert [match.policy for match in decision.matched] == ["mask-card-args", "large-refunds"]
+    assert decision.reasons[-1] == (
+        "policy 'large-refunds' v3 (order 100) matched: require_approval — Refunds over 1000 are approved by a person."
+    )
+    decision = evaluate("action", {**with_card, "agent": "reconciler"}, policies)
+    assert (decision.effect, decision.redact) == ("allow", ("card",))
+    observing = {**ACTION, "autonomy": "observe", "args": {"amount": 50}}
+    decision = evaluate("action", observing, policies)
+    assert decision.effect == "deny"
+    assert [match.policy for match in decision.matched] == ["no-writes-when-observing"]
 
 
 def test_matches_carry_severity_and_message_and_the_decision_serialises() -> None:
