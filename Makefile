@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench-audit clean
+.PHONY: run test lint format bench-audit bench-policies clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Steward needs Python 3.11 or newer")'
@@ -37,6 +37,9 @@ format: $(VENV)/.installed-dev
 
 bench-audit: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.audit
+
+bench-policies: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.policies
 
 clean:
 	rm -rf $(VENV) var

@@ -245,4 +245,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # celpy logs every evaluation step at DEBUG, facts included (message text, personal data).
+    "loggers": {"celpy": {"level": "WARNING"}},
 }

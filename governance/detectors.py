@@ -63,11 +63,21 @@ _EMAIL = re.compile(
 )
 
 
+# Longest local part (RFC 5321) and domain the search window around an "@" allows for.
+_LOCAL_MAX, _DOMAIN_MAX = 64, 255
+
+
 def _emails(text: str) -> Iterator[Detection]:
-    if "@" not in text:
-        return
-    for match in _EMAIL.finditer(text):
+    # Searching only a window around each "@" keeps the cost proportional to the number of "@", not the text.
+    pos = 0
+    while (at := text.find("@", pos)) != -1:
+        endpos = min(at + 1 + _DOMAIN_MAX, len(text))
+        match = _EMAIL.search(text, max(at - _LOCAL_MAX, pos), endpos)
+        if match is None or (match.end() == endpos < len(text)):
+            pos = at + 1
+            continue
         yield Detection("email", match.start(), match.end(), match.group())
+        pos = match.end()
 
 
 # --- numbers: shared boundaries --------------------------------------------------------------------------------
@@ -76,6 +86,24 @@ def _emails(text: str) -> Iterator[Detection]:
 # continuation of digits before it ("1,299", "24.11.2026", "10:30") and not followed by more of them.
 _RUN_START = r"(?<![\w+@)])(?<![0-9)][ .,:/-])"
 _RUN_END = r"(?![\w@])(?![ .,:/-]?[0-9])"
+
+# Every card or phone candidate lies in one of these, preceded by at most "+ (" (three characters).
+_NUMBER_CLUSTER = re.compile(r"[0-9][0-9 ().-]*")
+_BEFORE_CLUSTER = 3
+
+
+def _around_numbers(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, searching only around digit clusters (much faster than letting the pattern's
+    leading lookbehinds run at every position). Lookbehinds still see the whole text; the two characters after a
+    cluster are enough for the lookaheads of ``_RUN_END``."""
+    previous_end = 0
+    for cluster in _NUMBER_CLUSTER.finditer(text):
+        pos, endpos = max(cluster.start() - _BEFORE_CLUSTER, previous_end), min(cluster.end() + 2, len(text))
+        previous_end = cluster.end()
+        while (match := pattern.search(text, pos, endpos)) is not None and match.start() < cluster.end():
+            yield match
+            pos = match.end()
+
 
 # --- card ------------------------------------------------------------------------------------------------------
 
@@ -109,7 +137,7 @@ def _card_grouping_ok(candidate: str) -> bool:
 
 
 def _cards(text: str) -> Iterator[Detection]:
-    for match in _CARD.finditer(text):
+    for match in _around_numbers(_CARD, text):
         candidate = match.group()
         digits = candidate.replace(" ", "").replace("-", "")
         if _card_grouping_ok(candidate) and _luhn_ok(digits):
@@ -131,12 +159,13 @@ _IBAN_LENGTHS = {
     "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
 
+# Matches from the first check digit (a pattern that starts with a digit is searched much faster than one that
+# starts with a lookbehind or a letter); the country code is checked by the lookbehind and is match.start() - 2.
 _IBAN = re.compile(
-    r"(?<!\w)[A-Z]{2}[0-9]{2}"
-    r"(?:[A-Z0-9]{11,30}"  # compact
-    r"|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)"  # or in groups of four, single spaces between
-    r"(?!\w)",
-    re.IGNORECASE,
+    r"[0-9](?<=(?<!\w)[A-Za-z]{2}[0-9])[0-9]"
+    r"(?:[A-Za-z0-9]{11,30}"  # compact
+    r"|(?: [A-Za-z0-9]{4}){2,7}(?: [A-Za-z0-9]{1,4})?)"  # or in groups of four, single spaces between
+    r"(?!\w)"
 )
 
 
@@ -149,7 +178,8 @@ def _iban_ok(compact: str) -> bool:
 
 def _ibans(text: str) -> Iterator[Detection]:
     for match in _IBAN.finditer(text):
-        candidate = match.group()
+        start = match.start() - 2
+        candidate = text[start : match.end()]
         length = _IBAN_LENGTHS.get(candidate[:2].upper())
         if length is None:
             continue
@@ -162,7 +192,7 @@ def _ibans(text: str) -> Iterator[Detection]:
         if seen < length or candidate[end : end + 1] not in ("", " "):
             continue
         if _iban_ok(candidate[:end].replace(" ", "").upper()):
-            yield Detection("iban", match.start(), match.start() + end, candidate[:end])
+            yield Detection("iban", start, start + end, candidate[:end])
 
 
 # --- phone -----------------------------------------------------------------------------------------------------
@@ -230,7 +260,7 @@ def _is_phone(candidate: str) -> bool:
 
 
 def _phones(text: str) -> Iterator[Detection]:
-    for match in _PHONE.finditer(text):
+    for match in _around_numbers(_PHONE, text):
         start, candidate = match.start(), match.group()
         if candidate.startswith("(") and ")" not in candidate:  # "(020 7946 0958)": the bracket is prose
             start, candidate = start + 1, candidate[1:]
@@ -243,71 +273,88 @@ def _phones(text: str) -> Iterator[Detection]:
 _EARLIER = r"(?:previous|prior|above|earlier|preceding)"
 _YOU_ARE = r"you(?:\s+are|'re|\u2019re)"
 
-# (name, pattern): matched case-insensitively, in this order at any one position. Add new phrasings here.
+# (name, pattern), matched against the lower-cased text, so patterns are written in lower case. Each starts with
+# a literal (which the regex engine finds fast) and gets a word boundary before it when that literal is a word.
+# Where two matches overlap, the earlier (then the longer) is kept. Add new phrasings here.
 _INJECTION_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "ignore_previous",
-        rf"\bignore\s+(?:all\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+|any\s+)?{_EARLIER}\s+"
+        rf"ignore\s+(?:all\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+|any\s+)?{_EARLIER}\s+"
         r"(?:instructions?|prompts?|rules|directions|directives|commands|guidelines)\b",
     ),
     (
         "disregard_previous",
-        rf"\bdisregard\s+(?:all\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+|any\s+)?{_EARLIER}\s+"
+        rf"disregard\s+(?:all\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+|any\s+)?{_EARLIER}\s+"
         r"(?:instructions?|prompts?|rules|directions|directives|commands|guidelines)\b",
     ),
-    ("forget_instructions", rf"\bforget\s+(?:all\s+)?(?:of\s+)?(?:your\s+|the\s+)?(?:{_EARLIER}\s+)?instructions\b"),
+    ("forget_instructions", rf"forget\s+(?:all\s+)?(?:of\s+)?(?:your\s+|the\s+)?(?:{_EARLIER}\s+)?instructions\b"),
     (
-        "you_are_now",
-        rf"\b{_YOU_ARE}\s+now\s+(?:"
-        r"DAN\b|jailbroken\b|unrestricted\b|unfiltered\b|uncensored\b"
+        "you_are_now",  # but not "you are now connected to an agent", "... a member", "... in the queue"
+        rf"{_YOU_ARE}\s+now\s+(?:"
+        r"dan\b|jailbroken\b|unrestricted\b|unfiltered\b|uncensored\b"
         r"|no\s+longer\s+(?:bound|restricted|limited)\b"
         r"|free\s+(?:from|of)\s+(?:all\s+)?(?:your\s+)?(?:rules|restrictions|guidelines|constraints|filters)\b"
-        r"|in\s+(?:developer|dev|DAN|god|jailbreak|jailbroken|unrestricted|admin|sudo|root|debug)\s+mode\b"
+        r"|in\s+(?:developer|dev|dan|god|jailbreak|jailbroken|unrestricted|admin|sudo|root|debug)\s+mode\b"
         r"|an?\s+(?:unrestricted|unfiltered|uncensored|jailbroken|evil|rogue|amoral)\b"
-        r"|an?\s+(?:\w+\s+)?(?:AI|chatbot|LLM|language\s+model)\b"
+        r"|an?\s+(?:\w+\s+)?(?:ai|chatbot|llm|language\s+model)\b"
         r")",
     ),
-    ("pretend", rf"\bpretend\s+(?:that\s+)?(?:{_YOU_ARE}|to\s+be)\b"),
+    ("pretend", rf"pretend\s+(?:that\s+)?(?:{_YOU_ARE}|to\s+be)\b"),
     (
         "act_as_unrestricted",
-        r"\bact\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken)\b",
+        r"act\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken)\b",
     ),
     (
         "reveal_system_prompt",
-        r"\b(?:reveal|show|print|display|output|repeat|leak|dump)\s+(?:me\s+)?(?:(?:your|the)\s+)?"
+        r"(?:reveal|show|print|display|output|repeat|leak|dump)\s+(?:me\s+)?(?:(?:your|the)\s+)?"
         r"(?:full\s+|entire\s+|hidden\s+|original\s+|initial\s+)?system\s+prompt\b",
     ),
     (
         "ask_system_prompt",  # but not "what are your instructions for returning an item?"
-        r"\bwhat(?:\s+(?:is|are|was|were)|'s|\u2019s)\s+your\s+"
+        r"what(?:\s+(?:is|are|was|were)|'s|\u2019s)\s+your\s+"
         r"(?:system\s+prompt|(?:initial\s+|original\s+|system\s+|hidden\s+)?instructions)\b"
         r"(?!\s+(?:for|on|about|regarding|to|when|if)\b)",
     ),
-    ("developer_mode", r"\b(?:developer|DAN)\s+mode\b"),
-    ("jailbreak", r"\bjailbr(?:eak(?:s|ed|ing)?|oken)\b"),
-    ("do_anything_now", r"\bdo\s+anything\s+now\b"),
+    ("developer_mode", r"(?:developer|dan)\s+mode\b"),
+    ("jailbreak", r"jailbr(?:eak(?:s|ed|ing)?|oken)\b"),
+    ("do_anything_now", r"do\s+anything\s+now\b"),
     (
         "override_safety",
-        r"\boverride\s+(?:(?:your|the|all|any)\s+)?(?:safety|guardrails?|rules|instructions|restrictions"
+        r"override\s+(?:(?:your|the|all|any)\s+)?(?:safety|guardrails?|rules|instructions|restrictions"
         r"|content\s+(?:policy|filters?)|programming)\b",
     ),
-    ("system_prompt_label", r"\bsystem\s+prompt\s*:"),
+    ("system_prompt_label", r"system\s+prompt\s*:"),
     (
         "role_tag",
         r"<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|begin_of_text|eot_id|start_header_id"
-        r"|end_header_id)\|>|\[/?INST\]|<</?SYS>>",
+        r"|end_header_id)\|>|\[/?inst\]|<</?sys>>",
     ),
 )
 
-_INJECTION = re.compile(
-    "|".join(f"(?P<{name}>{pattern})" for name, pattern in _INJECTION_PATTERNS),
-    re.IGNORECASE,
-)
+_INJECTION_LOWER = tuple(re.compile(pattern) for _, pattern in _INJECTION_PATTERNS)
+# For the rare text whose lower-casing changes its length (so positions would no longer line up).
+_INJECTION_IGNORECASE = tuple(re.compile(pattern, re.IGNORECASE) for _, pattern in _INJECTION_PATTERNS)
+_WORD_CHAR = re.compile(r"\w")
 
 
 def _injections(text: str) -> Iterator[Detection]:
-    for match in _INJECTION.finditer(text):
-        yield Detection("injection", match.start(), match.end(), match.group())
+    lowered = text.lower()
+    haystack, patterns = (lowered, _INJECTION_LOWER) if len(lowered) == len(text) else (text, _INJECTION_IGNORECASE)
+    spans: list[tuple[int, int]] = []
+    for pattern in patterns:
+        pos = 0
+        while (match := pattern.search(haystack, pos)) is not None:
+            start = match.start()
+            if start and _WORD_CHAR.match(haystack, start) and _WORD_CHAR.match(haystack, start - 1):
+                pos = start + 1  # inside a word: "undo anything now" is not "do anything now"
+                continue
+            spans.append((start, match.end()))
+            pos = match.end()
+    end = 0
+    for start, stop in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if start >= end:
+            yield Detection("injection", start, stop, text[start:stop])
+            end = stop
 
 
 # --- public API ------------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ outside the int64 range becomes a ``double``. See ``docs/policies.md`` for autho
 """
 
 import functools
-import logging
 import operator
 import re
 import threading
@@ -457,11 +456,6 @@ _FUNCTIONS: dict[str, Any] = {
     "matches": _matches,
 }
 
-# celpy logs every evaluation step at DEBUG, facts included (message text, personal data): keep it quiet unless
-# the logging configuration names the "celpy" logger itself.
-if logging.getLogger("celpy").level == logging.NOTSET:
-    logging.getLogger("celpy").setLevel(logging.WARNING)
-
 _environment: celpy.Environment | None = None
 _environment_lock = threading.Lock()
 
@@ -532,7 +526,7 @@ class CompiledCondition:
         except RecursionError:
             raise ConditionRuntimeError("the condition nests too deeply to evaluate") from None
         except Exception as error:  # a celpy defect must deny, never crash the checkpoint
-            raise ConditionRuntimeError(f"{type(error).__name__}: {error}") from error
+            raise ConditionRuntimeError(_scrub(f"{type(error).__name__}: {error}")) from error
         if isinstance(result, CELEvalError):
             raise ConditionRuntimeError(_describe(result, self.expression))
         if not isinstance(result, celtypes.BoolType):

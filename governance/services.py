@@ -390,6 +390,7 @@ def _apply_moves(*, actor: User, kind: str, note: str, moves: Sequence[Move], re
             )
         seen.add(key)
         if move.version is not None:
+            move.version.refresh_from_db(fields=["status"])  # decide by the stored status, not a stale copy
             if move.version.object_id != move.object.pk:
                 raise DomainError(
                     "That version belongs to another object.", fields={f"moves[{index}].version": ["Wrong object."]}

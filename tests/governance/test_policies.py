@@ -3,7 +3,6 @@ the evaluation rules (scope, order, first terminal match, redact accumulation, d
 
 import json
 import re
-import timeit
 from pathlib import Path
 from typing import Any
 
@@ -693,39 +692,3 @@ def test_the_reference_page_documents_every_fact_and_its_examples_work() -> None
     for checkpoint, condition in examples:
         example = {**ACTION, "args": {**ACTION["args"], "iban": "DE1"}} if checkpoint == "action" else INPUT
         assert compile_condition(condition.replace("\\|", "|")).evaluate(example) in {True, False}
-
-
-# --- timing (reported, not asserted) --------------------------------------------------------------------------
-
-
-def test_timing_of_twenty_policies(capsys: pytest.CaptureFixture[str]) -> None:
-    conditions = [
-        "args.amount > 1000 && risk in ['high', 'critical']",
-        "'card' in pii_types",
-        "injection",
-        "has(args.iban) && args.iban.startsWith('GB')",
-        "tool.startsWith('admin.')",
-        "budget.tokens_used > budget.tokens_limit * 0.9",
-        "side_effect == 'write' && autonomy == 'observe'",
-        "pii.email > 3",
-        "args.exists(k, k == 'password')",
-        "size(args.note) > 2000",
-    ]
-    policies = [
-        policy(f"p{n:02}", order=n, effect="redact" if n % 2 else "escalate", condition=f"{condition} && false")
-        for n, condition in enumerate(conditions * 2)
-    ]
-    decision = evaluate("action", ACTION, policies)  # compiles and caches all twenty
-    assert decision.effect == "allow"
-    assert decision.reasons[-1].endswith("(20 considered): allow by default")
-    runs = 200
-    per_call = min(timeit.repeat(lambda: evaluate("action", ACTION, policies), number=runs, repeat=3)) / runs
-    single = compile_condition(conditions[0])
-    per_condition = min(timeit.repeat(lambda: single.evaluate(ACTION), number=runs, repeat=3)) / runs
-    uncached = compile_condition.__wrapped__
-    per_compile = min(timeit.repeat(lambda: uncached(conditions[0]), number=20, repeat=3)) / 20
-    with capsys.disabled():
-        print(
-            f"\nevaluate() with 20 policies, all evaluated: {per_call * 1e3:.2f} ms; one condition with fact "
-            f"conversion: {per_condition * 1e6:.0f} µs; one compilation: {per_compile * 1e6:.0f} µs"
-        )
