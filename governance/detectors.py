@@ -53,31 +53,35 @@ class Detection:
 
 # --- email -----------------------------------------------------------------------------------------------------
 
-_EMAIL = re.compile(
-    r"(?<![\w.%+-])"  # not the tail of a longer local part
-    r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"  # local part; dots only between characters
-    r"@"
+# An email is found from its "@": the local part is read leftwards from it (at most 64 characters, RFC 5321), the
+# domain is matched rightwards, so the cost follows the number of "@" rather than the length of the text.
+_LOCAL_MAX = 64
+_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.%+-")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*")  # dots only between characters
+_EMAIL_DOMAIN = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"  # one or more domain labels, each followed by a dot
     r"[A-Za-z]{2,63}"  # alphabetic top-level domain
     r"(?![\w-])"
 )
-
-
-# Longest local part (RFC 5321) and domain the search window around an "@" allows for.
-_LOCAL_MAX, _DOMAIN_MAX = 64, 255
+_NOT_BEFORE_LOCAL = re.compile(r"[\w.%+-]")  # the local part is not the tail of something longer
 
 
 def _emails(text: str) -> Iterator[Detection]:
-    # Searching only a window around each "@" keeps the cost proportional to the number of "@", not the text.
     pos = 0
     while (at := text.find("@", pos)) != -1:
-        endpos = min(at + 1 + _DOMAIN_MAX, len(text))
-        match = _EMAIL.search(text, max(at - _LOCAL_MAX, pos), endpos)
-        if match is None or (match.end() == endpos < len(text)):
+        start = at
+        while start > pos and at - start < _LOCAL_MAX and text[start - 1] in _LOCAL_CHARS:
+            start -= 1
+        domain = _EMAIL_DOMAIN.match(text, at + 1) if start < at else None
+        if (
+            domain is not None
+            and _EMAIL_LOCAL.fullmatch(text, start, at) is not None
+            and not (start and _NOT_BEFORE_LOCAL.match(text, start - 1))
+        ):
+            yield Detection("email", start, domain.end(), text[start : domain.end()])
+            pos = domain.end()
+        else:
             pos = at + 1
-            continue
-        yield Detection("email", match.start(), match.end(), match.group())
-        pos = match.end()
 
 
 # --- numbers: shared boundaries --------------------------------------------------------------------------------
@@ -92,14 +96,18 @@ _NUMBER_CLUSTER = re.compile(r"[0-9][0-9 ().-]*")
 _BEFORE_CLUSTER = 3
 
 
-def _around_numbers(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text)``, searching only around digit clusters (much faster than letting the pattern's
-    leading lookbehinds run at every position). Lookbehinds still see the whole text; the two characters after a
-    cluster are enough for the lookaheads of ``_RUN_END``."""
+def _around_numbers(pattern: re.Pattern[str], text: str, min_digits: int) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern whose matches have ``min_digits`` or more, searching only around
+    digit clusters that have as many (much faster than letting the pattern's leading lookbehinds run at every
+    position). Lookbehinds still see the whole text; the two characters after a cluster are enough for the
+    lookaheads of ``_RUN_END``."""
     previous_end = 0
     for cluster in _NUMBER_CLUSTER.finditer(text):
         pos, endpos = max(cluster.start() - _BEFORE_CLUSTER, previous_end), min(cluster.end() + 2, len(text))
         previous_end = cluster.end()
+        group = cluster.group()
+        if len(group) - sum(group.count(separator) for separator in " ().-") < min_digits:
+            continue
         while (match := pattern.search(text, pos, endpos)) is not None and match.start() < cluster.end():
             yield match
             pos = match.end()
@@ -137,7 +145,7 @@ def _card_grouping_ok(candidate: str) -> bool:
 
 
 def _cards(text: str) -> Iterator[Detection]:
-    for match in _around_numbers(_CARD, text):
+    for match in _around_numbers(_CARD, text, 13):
         candidate = match.group()
         digits = candidate.replace(" ", "").replace("-", "")
         if _card_grouping_ok(candidate) and _luhn_ok(digits):
@@ -260,7 +268,7 @@ def _is_phone(candidate: str) -> bool:
 
 
 def _phones(text: str) -> Iterator[Detection]:
-    for match in _around_numbers(_PHONE, text):
+    for match in _around_numbers(_PHONE, text, 7):
         start, candidate = match.start(), match.group()
         if candidate.startswith("(") and ")" not in candidate:  # "(020 7946 0958)": the bracket is prose
             start, candidate = start + 1, candidate[1:]
