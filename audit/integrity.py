@@ -40,81 +40,90 @@ def timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-# The columns, in order, that an event's hash covers (``details`` enters through ``details_digest``).
+# The fields an event's hash covers, in the sorted-key order of its canonical JSON. ``details`` enters
+# through ``details_digest``, so redacting details leaves the hash intact.
 HASHED_FIELDS = (
-    "sequence",
-    "created_at",
-    "actor_type",
+    "action",
     "actor_id",
     "actor_label",
-    "action",
-    "target_type",
+    "actor_type",
+    "correlation_id",
+    "created_at",
+    "details_digest",
+    "prev_hash",
+    "sequence",
     "target_id",
     "target_label",
-    "details_digest",
-    "correlation_id",
-    "prev_hash",
+    "target_type",
 )
 
 _quote = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for strings
+_SLOT = "\x00"  # never produced by _quote, which escapes control characters
 
 
-def canonical_event_parts(
-    *,
+def canonical_text(
     action: str,
     actor_id: str,
     actor_label: str,
     actor_type: str,
     correlation_id: str,
+    created_at: str,
     details_digest: str,
+    prev_hash: str,
+    sequence: int | str,
     target_id: str,
     target_label: str,
     target_type: str,
-) -> tuple[str, str, str]:
-    """The event's canonical JSON, cut where the three values known only at append time go.
+) -> str:
+    """``canonical_json`` of the hashed fields (arguments in ``HASHED_FIELDS`` order), written out by hand.
 
-    ``head + created_at + middle + prev_hash + '","sequence":' + sequence + tail`` equals
-    ``canonical_json`` of the hashed fields: keys in sorted order, which puts ``created_at`` before
-    ``details_digest`` and ``prev_hash`` right before ``sequence``. Written out by hand because it is
-    the hot path of appending and verifying; the tests pin it to ``canonical_json``.
+    It is the hot path of appending and verifying; the tests pin it to ``canonical_json``. ``correlation_id``,
+    ``created_at`` (``2026-11-24T03:28:29.266456+00:00``), ``details_digest`` and ``prev_hash`` (hex) are
+    canonical text that needs no escaping.
     """
-    head = (
+    return (
         '{"action":' + _quote(action) + ',"actor_id":' + _quote(actor_id) + ',"actor_label":' + _quote(actor_label)
-        + ',"actor_type":' + _quote(actor_type) + ',"correlation_id":' + _quote(correlation_id) + ',"created_at":"'
-    )  # fmt: skip
-    middle = '","details_digest":' + _quote(details_digest) + ',"prev_hash":"'
-    tail = (
-        ',"target_id":' + _quote(target_id) + ',"target_label":' + _quote(target_label)
+        + ',"actor_type":' + _quote(actor_type) + ',"correlation_id":"' + correlation_id + '","created_at":"'
+        + created_at + '","details_digest":"' + details_digest + '","prev_hash":"' + prev_hash + '","sequence":'
+        + str(sequence) + ',"target_id":' + _quote(target_id) + ',"target_label":' + _quote(target_label)
         + ',"target_type":' + _quote(target_type) + "}"
     )  # fmt: skip
-    return head, middle, tail
 
 
-def chain_hash(parts: tuple[str, str, str], *, created_at: str, prev_hash: str, sequence: int) -> str:
-    head, middle, tail = parts
-    text = head + created_at + middle + prev_hash + '","sequence":' + str(sequence) + tail
+def canonical_parts(values: dict[str, Any]) -> tuple[str, str, str, str]:
+    """The canonical text cut where ``created_at``, ``prev_hash`` and ``sequence`` go, for whoever fills
+    them in at append time (the PostgreSQL ``audit_append`` function)."""
+    text = canonical_text(
+        values["action"], values["actor_id"], values["actor_label"], values["actor_type"],
+        str(values["correlation_id"]), _SLOT, values["details_digest"], _SLOT, _SLOT,
+        values["target_id"], values["target_label"], values["target_type"],
+    )  # fmt: skip
+    head, middle, between, tail = text.split(_SLOT)
+    return head, middle, between, tail
+
+
+def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def event_hash(values: dict[str, Any]) -> str:
     """The hash of an event given its hashed fields (``created_at`` a datetime or its canonical text)."""
     created_at = values["created_at"]
-    parts = canonical_event_parts(
-        action=values["action"],
-        actor_id=values["actor_id"],
-        actor_label=values["actor_label"],
-        actor_type=values["actor_type"],
-        correlation_id=str(values["correlation_id"]),
-        details_digest=values["details_digest"],
-        target_id=values["target_id"],
-        target_label=values["target_label"],
-        target_type=values["target_type"],
-    )
-    return chain_hash(
-        parts,
-        created_at=created_at if isinstance(created_at, str) else timestamp(created_at),
-        prev_hash=values["prev_hash"],
-        sequence=values["sequence"],
+    return text_hash(
+        canonical_text(
+            values["action"],
+            values["actor_id"],
+            values["actor_label"],
+            values["actor_type"],
+            str(values["correlation_id"]),
+            created_at if isinstance(created_at, str) else timestamp(created_at),
+            values["details_digest"],
+            values["prev_hash"],
+            values["sequence"],
+            values["target_id"],
+            values["target_label"],
+            values["target_type"],
+        )
     )
 
 
@@ -166,24 +175,8 @@ class CheckpointRecord:
     signature: str
 
 
-# The row layout ``verify`` reads: every value as text, as the database returns it.
-ROW_FIELDS = (
-    "sequence",
-    "created_at",  # canonical text: 2026-11-24T03:28:29.266456+00:00
-    "actor_type",
-    "actor_id",
-    "actor_label",
-    "action",
-    "target_type",
-    "target_id",
-    "target_label",
-    "details",  # JSON text
-    "details_digest",
-    "correlation_id",  # canonical text, with dashes
-    "redacted",  # bool
-    "prev_hash",
-    "hash",
-)
+# The row layout ``verify`` reads, every value as the canonical text: the hashed fields first, in order.
+ROW_FIELDS = (*HASHED_FIELDS, "details", "redacted", "hash")
 
 
 def verify(rows: Iterable[Sequence[Any]], checkpoints: Iterable[CheckpointRecord], *, key: str) -> Verification:
@@ -213,21 +206,10 @@ def verify(rows: Iterable[Sequence[Any]], checkpoints: Iterable[CheckpointRecord
     expected_sequence = 1
     prev_hash = GENESIS_HASH
     broken = False
+    sha256 = hashlib.sha256
     for row in rows:
-        (sequence, created_at, actor_type, actor_id, actor_label, action, target_type, target_id, target_label,
-         details, digest, correlation_id, redacted, stored_prev_hash, stored_hash) = row  # fmt: skip
+        sequence, details, redacted, stored_hash = row[8], row[12], row[13], row[14]
         if not broken:
-            parts = canonical_event_parts(
-                action=action,
-                actor_id=actor_id,
-                actor_label=actor_label,
-                actor_type=actor_type,
-                correlation_id=correlation_id,
-                details_digest=digest,
-                target_id=target_id,
-                target_label=target_label,
-                target_type=target_type,
-            )
             if sequence != expected_sequence:
                 missing = (
                     f"event {expected_sequence}"
@@ -235,11 +217,11 @@ def verify(rows: Iterable[Sequence[Any]], checkpoints: Iterable[CheckpointRecord
                     else f"events {expected_sequence}-{sequence - 1}"
                 )
                 result.fail(expected_sequence, f"{missing} missing: deleted from the trail")
-            elif stored_prev_hash != prev_hash:
+            elif row[7] != prev_hash:
                 result.fail(sequence, f"event {sequence} does not link to event {sequence - 1}: inserted or reordered")
-            elif chain_hash(parts, created_at=created_at, prev_hash=prev_hash, sequence=sequence) != stored_hash:
+            elif sha256(canonical_text(*row[:12]).encode()).hexdigest() != stored_hash:
                 result.fail(sequence, f"event {sequence} does not match its hash: edited")
-            elif not redacted and details_digest(json.loads(details)) != digest:
+            elif not redacted and sha256(details.encode()).hexdigest() != row[6]:
                 result.fail(sequence, f"event {sequence} details do not match their digest: edited")
             broken = result.first_broken_sequence is not None
         if sequence in by_sequence:
@@ -250,10 +232,10 @@ def verify(rows: Iterable[Sequence[Any]], checkpoints: Iterable[CheckpointRecord
                         f"event {sequence} differs from signed checkpoint {checkpoint.id}: the chain was rewritten",
                     )
         result.events_checked += 1
-        result.last_sequence = sequence
-        result.last_hash = stored_hash
         prev_hash = stored_hash
         expected_sequence = sequence + 1
+    if result.events_checked:
+        result.last_sequence, result.last_hash = expected_sequence - 1, prev_hash
 
     beyond_tail = [sequence for sequence in by_sequence if sequence > result.last_sequence]
     if beyond_tail:

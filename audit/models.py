@@ -1,8 +1,11 @@
 """The audit trail: append-only, hash-chained events and signed checkpoints of the chain head."""
 
+import json
 from typing import Any, NoReturn
 
 from django.db import models
+
+from audit.integrity import canonical_json
 
 
 class AuditTrailImmutable(Exception):
@@ -21,6 +24,27 @@ class AuditEventQuerySet(AppendOnlyQuerySet):
     def redact(self, *, when: Any) -> int:
         """The one permitted change: blank the details, keep their digest. Only ``audit_event_redact`` calls it."""
         return super(AppendOnlyQuerySet, self).update(details={}, redacted_at=when)
+
+
+class CanonicalJSONField(models.TextField):
+    """JSON kept as the exact canonical text that its digest covers (sorted keys, no spaces, UTF-8).
+
+    Verification then hashes the stored text as it is, with no parsing and re-serialising, and any edit of
+    the text, even one a JSON column would normalise away, changes the digest.
+    """
+
+    # What django-stubs reads for the Python types the field accepts and returns.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value: Any) -> str | None:
+        return None if value is None else canonical_json(value)
 
 
 class AppendOnlyModel(models.Model):
@@ -48,7 +72,7 @@ class AuditEvent(AppendOnlyModel):
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_label = models.CharField(max_length=200, blank=True)
-    details = models.JSONField(default=dict)
+    details = CanonicalJSONField(default=dict)
     details_digest = models.CharField(max_length=64)
     correlation_id = models.UUIDField(db_index=True)
     redacted_at = models.DateTimeField(null=True, blank=True)
@@ -71,21 +95,6 @@ class AuditEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} by {self.actor_label}"
-
-
-class AuditChainLock(models.Model):
-    """One row that every append locks, so appends queue up and the chain never forks.
-
-    It holds no state: the chain's end is always read from the last event itself.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-
-    class Meta:
-        default_permissions = ()
-
-    def __str__(self) -> str:
-        return "audit chain lock"
 
 
 class AuditCheckpoint(AppendOnlyModel):

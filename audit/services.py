@@ -1,7 +1,6 @@
 """Every write to the audit trail goes through these functions."""
 
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 from audit import integrity
 from audit.context import Actor, current_correlation_id
-from audit.models import AuditChainLock, AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent
 
 logger = logging.getLogger("steward.audit")
 
@@ -36,18 +35,11 @@ class Target:
         return cls(type=obj._meta.label_lower, id=str(obj.pk), label=str(obj)[:200])
 
 
-def _chain_end() -> tuple[int, str]:
-    """Lock the chain and return its last sequence number and hash (0 and the genesis hash if empty)."""
-    lock = AuditChainLock.objects.select_for_update().filter(pk=1)
-    if not lock.values_list("pk", flat=True):
-        AuditChainLock.objects.bulk_create([AuditChainLock(pk=1)], ignore_conflicts=True)
-        lock.get()
-    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-    return last or (0, integrity.GENESIS_HASH)
-
-
 def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> AuditEvent:
-    last_sequence, last_hash = _chain_end()
+    """SQLite: every transaction begins ``IMMEDIATE`` (settings), holding the database's single write
+    lock, so reading the chain's end and appending cannot interleave with another writer."""
+    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+    last_sequence, last_hash = last or (0, integrity.GENESIS_HASH)
     values["sequence"] = last_sequence + 1
     values["created_at"] = timezone.now()
     values["prev_hash"] = last_hash
@@ -56,15 +48,12 @@ def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> AuditE
 
 
 def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> AuditEvent:
-    """One call to ``audit_append`` (migration 0003): the same chain, in one round trip."""
-    parts = integrity.canonical_event_parts(
-        **{name: values[name] for name in _PART_FIELDS}, correlation_id=str(values["correlation_id"])
-    )
+    """One call to ``audit_append`` (migration 0003): lock, read the end, hash and insert in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
+            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
-                *parts,
+                *integrity.canonical_parts(values),
                 values["actor_type"],
                 values["actor_id"],
                 values["actor_label"],
@@ -72,7 +61,7 @@ def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> Au
                 values["target_type"],
                 values["target_id"],
                 values["target_label"],
-                json.dumps(details),
+                integrity.canonical_json(details),
                 values["details_digest"],
                 values["correlation_id"],
             ],
@@ -86,18 +75,6 @@ def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> Au
     return event
 
 
-_PART_FIELDS = (
-    "action",
-    "actor_id",
-    "actor_label",
-    "actor_type",
-    "details_digest",
-    "target_id",
-    "target_label",
-    "target_type",
-)
-
-
 def audit_record(
     *,
     actor: Actor,
@@ -109,8 +86,9 @@ def audit_record(
     """Append one event to the trail, inside the caller's transaction.
 
     ``action`` is namespaced (``persona.version.released``). ``details`` must never hold secrets. The
-    chain stays locked until the caller's transaction ends, so concurrent appends queue up and the
-    chain neither forks nor leaves gaps; a rolled-back caller leaves no event behind.
+    chain stays locked until the caller's transaction ends (an advisory lock on PostgreSQL, the write
+    lock on SQLite), so concurrent appends queue up and the chain neither forks nor leaves gaps; a
+    rolled-back caller leaves no event behind.
     """
     if "." not in action:
         raise ValueError(f"audit action {action!r} must be namespaced, like 'agent.run.started'")
@@ -191,22 +169,24 @@ def audit_checkpoint_write(*, actor: Actor) -> AuditCheckpoint | None:
 
 _ROW_SQL = {
     "postgresql": """
-        SELECT sequence, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
-               actor_type, actor_id, actor_label, action, target_type, target_id, target_label, details::text,
-               details_digest, correlation_id::text, redacted_at IS NOT NULL, prev_hash, hash
+        SELECT action, actor_id, actor_label, actor_type, correlation_id::text,
+               to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+               details_digest, prev_hash, sequence, target_id, target_label, target_type,
+               details, redacted_at IS NOT NULL, hash
         FROM audit_auditevent ORDER BY sequence""",
     "sqlite": """
-        SELECT sequence, created_at,
-               actor_type, actor_id, actor_label, action, target_type, target_id, target_label, details,
-               details_digest, correlation_id, redacted_at IS NOT NULL, prev_hash, hash
+        SELECT action, actor_id, actor_label, actor_type, correlation_id, created_at,
+               details_digest, prev_hash, sequence, target_id, target_label, target_type,
+               details, redacted_at IS NOT NULL, hash
         FROM audit_auditevent ORDER BY sequence""",
 }
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """SQLite gives a naive UTC datetime and 32 hex digits: make them the canonical text."""
-    created_at = integrity.timestamp(row[1].replace(tzinfo=dt.UTC))
-    return (row[0], created_at, *row[2:11], str(uuid.UUID(row[11])), bool(row[12]), *row[13:])
+    """SQLite gives 32 hex digits and a naive UTC datetime: make them the canonical text."""
+    correlation_id = str(uuid.UUID(row[4]))
+    created_at = integrity.timestamp(row[5].replace(tzinfo=dt.UTC))
+    return (*row[:4], correlation_id, created_at, *row[6:13], bool(row[13]), row[14])
 
 
 def _event_rows() -> Iterator[tuple[Any, ...]]:

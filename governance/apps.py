@@ -23,13 +23,14 @@ class GovernanceConfig(AppConfig):
                 review_risk=Risk.HIGH,
             )
         )
-        post_migrate.connect(_sync_roles, dispatch_uid="governance.sync_roles")
+        post_migrate.connect(_after_migrate, dispatch_uid="governance.after_migrate")
 
 
-def _sync_roles(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
-    # post_migrate is sent once per app with models; sync once, on auth's, which every migrate sends.
-    if sender.label != "auth":
+def _after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
+    # post_migrate is sent once per app with models: act once, on governance's own.
+    if sender.label != "governance":
         return
-    from governance.services import roles_sync
+    from governance.services import labels_ensure_defaults, roles_sync
 
     roles_sync(using=using)
+    labels_ensure_defaults(using=using)

@@ -15,6 +15,7 @@ for phones alone never reports the digits of a card as a phone number.
 """
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -36,6 +37,7 @@ _PLACEHOLDERS = {
 # Earlier wins when spans of different kinds would overlap.
 _PRECEDENCE = ("email", "iban", "card", "phone", "injection")
 _RANK = {kind: rank for rank, kind in enumerate(_PRECEDENCE)}
+_KNOWN = frozenset(KINDS)
 
 
 @dataclass(frozen=True)
@@ -91,24 +93,22 @@ def _emails(text: str) -> Iterator[Detection]:
 _RUN_START = r"(?<![\w+@)])(?<![0-9)][ .,:/-])"
 _RUN_END = r"(?![\w@])(?![ .,:/-]?[0-9])"
 
-# Every card or phone candidate lies in one of these, preceded by at most "+ (" (three characters).
-_NUMBER_CLUSTER = re.compile(r"[0-9][0-9 ().-]*")
-_BEFORE_CLUSTER = 3
+# Every card or phone candidate lies in a run of digits and separators, preceded by at most "+ (" (three
+# characters). These find the runs with at least as many digits as a card (13) or a phone number (7) has.
+_CARD_RUN = re.compile(r"[0-9](?:[ ().-]*[0-9]){12,}[ ().-]*")
+_PHONE_RUN = re.compile(r"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*")
+_BEFORE_RUN = 3
 
 
-def _around_numbers(pattern: re.Pattern[str], text: str, min_digits: int) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text)`` for a pattern whose matches have ``min_digits`` or more, searching only around
-    digit clusters that have as many (much faster than letting the pattern's leading lookbehinds run at every
-    position). Lookbehinds still see the whole text; the two characters after a cluster are enough for the
-    lookaheads of ``_RUN_END``."""
+def _around_numbers(pattern: re.Pattern[str], runs: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, searching only around the ``runs`` (much faster than letting the pattern's
+    leading lookbehinds run at every position). Lookbehinds still see the whole text; the two characters after a
+    run are enough for the lookaheads of ``_RUN_END``."""
     previous_end = 0
-    for cluster in _NUMBER_CLUSTER.finditer(text):
-        pos, endpos = max(cluster.start() - _BEFORE_CLUSTER, previous_end), min(cluster.end() + 2, len(text))
-        previous_end = cluster.end()
-        group = cluster.group()
-        if len(group) - sum(group.count(separator) for separator in " ().-") < min_digits:
-            continue
-        while (match := pattern.search(text, pos, endpos)) is not None and match.start() < cluster.end():
+    for run in runs.finditer(text):
+        pos, endpos = max(run.start() - _BEFORE_RUN, previous_end), min(run.end() + 2, len(text))
+        previous_end = run.end()
+        while (match := pattern.search(text, pos, endpos)) is not None and match.start() < run.end():
             yield match
             pos = match.end()
 
@@ -145,7 +145,7 @@ def _card_grouping_ok(candidate: str) -> bool:
 
 
 def _cards(text: str) -> Iterator[Detection]:
-    for match in _around_numbers(_CARD, text, 13):
+    for match in _around_numbers(_CARD, _CARD_RUN, text):
         candidate = match.group()
         digits = candidate.replace(" ", "").replace("-", "")
         if _card_grouping_ok(candidate) and _luhn_ok(digits):
@@ -268,7 +268,7 @@ def _is_phone(candidate: str) -> bool:
 
 
 def _phones(text: str) -> Iterator[Detection]:
-    for match in _around_numbers(_PHONE, text, 7):
+    for match in _around_numbers(_PHONE, _PHONE_RUN, text):
         start, candidate = match.start(), match.group()
         if candidate.startswith("(") and ")" not in candidate:  # "(020 7946 0958)": the bracket is prose
             start, candidate = start + 1, candidate[1:]
@@ -380,7 +380,7 @@ _ANY_DIGIT = re.compile(r"[0-9]")
 
 def _kinds(kinds: Iterable[str]) -> frozenset[str]:
     chosen = frozenset((kinds,) if isinstance(kinds, str) else kinds)
-    unknown = chosen - set(KINDS)
+    unknown = chosen - _KNOWN
     if unknown:
         raise ValueError(f"unknown detection kind(s): {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}")
     return chosen
@@ -396,14 +396,19 @@ def detect(text: str, kinds: Iterable[str] = KINDS) -> list[Detection]:
     if not wanted:
         return []
     has_digits = _ANY_DIGIT.search(text) is not None
+    # Accepted detections never overlap, so ordered by start they are ordered by end too.
     accepted: list[Detection] = []
+    starts: list[int] = []
     for kind in _PRECEDENCE[: max(_RANK[kind] for kind in wanted) + 1]:
         if kind in _NUMERIC and not has_digits:
             continue
         for found in _FINDERS[kind](text):
-            if all(found.end <= other.start or other.end <= found.start for other in accepted):
-                accepted.append(found)
-    return sorted((found for found in accepted if found.kind in wanted), key=lambda found: found.start)
+            index = bisect_right(starts, found.start)
+            if (index and accepted[index - 1].end > found.start) or (index < len(starts) and starts[index] < found.end):
+                continue  # overlaps a detection of a more specific kind
+            starts.insert(index, found.start)
+            accepted.insert(index, found)
+    return [found for found in accepted if found.kind in wanted]
 
 
 def redact(text: str, detections: Sequence[Detection], kinds: Iterable[str] = PII_KINDS) -> str:

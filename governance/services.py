@@ -501,6 +501,15 @@ def label_rollback(*, actor: User, obj: GovernedObject, label: str, version: Ver
     return release
 
 
+DEFAULT_LABELS = {"staging": "Where new versions are tried first", "production": "What end users and live runs get"}
+
+
+def labels_ensure_defaults(*, using: str = "default") -> None:
+    """The labels every installation has (``staging``, ``production``); run after every ``migrate``."""
+    for name, description in DEFAULT_LABELS.items():
+        Label.objects.using(using).get_or_create(name=name, defaults={"description": description})
+
+
 @transaction.atomic
 def label_create(*, actor: User, name: str, description: str = "") -> Label:
     """Add a release label (Admins)."""

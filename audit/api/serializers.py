@@ -4,6 +4,8 @@ from audit.models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
+    details = serializers.JSONField(read_only=True)
+
     class Meta:
         model = AuditEvent
         fields = [

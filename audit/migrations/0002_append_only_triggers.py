@@ -13,7 +13,7 @@ CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE'
        AND OLD.redacted_at IS NULL AND NEW.redacted_at IS NOT NULL
-       AND NEW.details = '{}'::jsonb
+       AND NEW.details = '{}'
        AND (to_jsonb(NEW) - 'details' - 'redacted_at') = (to_jsonb(OLD) - 'details' - 'redacted_at')
     THEN
         RETURN NEW;

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('governance', '0003_default_labels'),
+        ('governance', '0002_governed_configuration'),
     ]
 
     operations = [
