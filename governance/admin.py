@@ -90,6 +90,11 @@ class DecideForm(forms.Form):
     digest = forms.CharField(widget=forms.HiddenInput)
 
 
+class ReleaseForm(forms.Form):
+    label = forms.ModelChoiceField(Label.objects.all(), to_field_name="name", initial="production")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What this release is for.")
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
@@ -270,6 +275,7 @@ class ReadOnly(admin.ModelAdmin):
 
 @admin.register(Version)
 class VersionAdmin(ReadOnly):
+    change_form_template = "admin/governance/version_change_form.html"
     list_display = ("__str__", "status", "author", "created_at", "decided_at")
     list_filter = ("status", "object__kind")
     list_select_related = ("object", "author")
@@ -290,6 +296,44 @@ class VersionAdmin(ReadOnly):
     def diff_table(self, version: Version) -> str:
         previous = version.object.versions.filter(number__lt=version.number).order_by("-number").first()
         return render_diff(selectors.versions_diff(previous, version)["changes"])
+
+    def get_urls(self) -> list[URLPattern]:
+        release = path(
+            "<int:pk>/release/", self.admin_site.admin_view(self.release_view), name="governance_version_release"
+        )
+        return [release, *super().get_urls()]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        extra = {**(extra_context or {}), "can_release": request.user.has_perm("governance.release_version")}
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def release_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(Version.objects.select_related("object"), pk=pk)
+        if not request.user.has_perm("governance.release_version"):
+            raise PermissionDenied
+        form = ReleaseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            label = form.cleaned_data["label"].name
+            try:
+                release = services.release_create(
+                    actor=_user(request),
+                    note=form.cleaned_data["note"],
+                    moves=[services.Move(object=version.object, label=label, version=version)],
+                )
+            except DomainError as error:
+                _report(request, error)
+            else:
+                messages.success(request, f"Released {version} under {label}.")
+                return HttpResponseRedirect(reverse("admin:governance_release_change", args=[release.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": version,
+            "title": f"Release {version}",
+            "form": form,
+            "button": "Release",
+        }
+        return TemplateResponse(request, "admin/governance/action_form.html", context)
 
     @admin.display(description="review")
     def review_link(self, version: Version) -> str:
@@ -341,9 +385,9 @@ class ReviewItemAdmin(ReadOnly):
     search_fields = ("subject_label", "reason", "requested_by_label")
     change_form_template = "admin/governance/review_change_form.html"
     readonly_fields = ("kind", "subject_label", "reason", "raised_by", "risk", "requested_by_label",
-                       "approvals_required", "status", "created_at", "due_at", "decided_at", "digest",
+                       "approvals_required", "status", "created_at", "due_at", "decided_at",
                        "decisions_table", "checks_table", "diff_table")  # fmt: skip
-    exclude = ("payload", "version", "subject_type", "subject_id", "requested_by")
+    exclude = ("payload", "digest", "version", "subject_type", "subject_id", "requested_by")
 
     @admin.display(description="overdue", boolean=True)
     def overdue_flag(self, item: ReviewItem) -> bool:
@@ -376,7 +420,8 @@ class ReviewItemAdmin(ReadOnly):
             and item.status == ReviewStatus.PENDING
             and item.requested_by_id != request.user.pk
         )
-        form = DecideForm(request.POST or None, initial={"digest": item.digest})
+        shown_digest = selectors.review_digest(item)
+        form = DecideForm(request.POST or None, initial={"digest": shown_digest})
         if request.method == "POST":
             decision = "approve" if "_approve" in request.POST else "reject" if "_reject" in request.POST else ""
             if decision and form.is_valid():
@@ -398,6 +443,7 @@ class ReviewItemAdmin(ReadOnly):
             "decide_form": form,
             "can_decide": can_decide,
             "own_request": item.requested_by_id == request.user.pk,
+            "shown_digest": shown_digest,
         }
         return super().change_view(request, object_id, form_url, extra_context=extra)
 

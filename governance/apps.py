@@ -1,6 +1,8 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
 from django.db.models.signals import post_migrate
 
 
@@ -24,6 +26,23 @@ class GovernanceConfig(AppConfig):
             )
         )
         post_migrate.connect(_after_migrate, dispatch_uid="governance.after_migrate")
+        checks.register(_check_two_approver_kinds)
+
+
+def _check_two_approver_kinds(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    from governance.registry import all_kinds
+
+    known = {kind.name for kind in all_kinds()}
+    unknown = sorted(set(settings.GOVERNANCE_TWO_APPROVER_KINDS) - known)
+    if not unknown:
+        return []
+    return [
+        checks.Error(
+            f"GOVERNANCE_TWO_APPROVER_KINDS names kinds that do not exist: {', '.join(unknown)}.",
+            hint=f"Known kinds: {', '.join(sorted(known))}.",
+            id="governance.E001",
+        )
+    ]
 
 
 def _after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:

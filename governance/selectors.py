@@ -1,7 +1,9 @@
 """Reads that take more than a filter: version references, diffs, released policies."""
 
+import hashlib
 from typing import Any
 
+from audit import integrity
 from config.errors import DomainError, NotFound
 from governance.diff import spec_diff
 from governance.models import GovernedObject, LabelPointer, ReviewItem, Version
@@ -28,6 +30,22 @@ def versions_diff(old: Version | None, new: Version) -> dict[str, Any]:
         "to": new.number,
         "changes": spec_diff(old.spec if old else None, new.spec),
     }
+
+
+def review_shown(item: ReviewItem) -> dict[str, Any]:
+    """Exactly what a decider is shown: the item's payload and, for a configuration review, which version
+    the diff is against. Released labels move, so this is computed when shown, not stored."""
+    if item.version is None:
+        return item.payload
+    label = item.payload.get("label", "production")
+    pointer = LabelPointer.objects.filter(object_id=item.version.object_id, label__name=label).select_related("version")
+    current = pointer.first()
+    return {**item.payload, "against": current.version.number if current else None}
+
+
+def review_digest(item: ReviewItem) -> str:
+    """The digest a decision is bound to: SHA-256 over the canonical JSON of ``review_shown``."""
+    return hashlib.sha256(integrity.canonical_json(review_shown(item)).encode()).hexdigest()
 
 
 def review_diff(item: ReviewItem) -> dict[str, Any] | None:

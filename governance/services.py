@@ -25,6 +25,7 @@ from audit import integrity
 from audit.context import Actor, audit_context, current_actor
 from audit.services import audit_record
 from config.errors import Conflict, DomainError, NotAllowed, NotFound
+from governance import selectors
 from governance.models import (
     Decision,
     GovernedObject,
@@ -187,11 +188,6 @@ def draft_update(
     return obj
 
 
-def review_digest(payload: dict[str, Any]) -> str:
-    """The digest a decision is bound to: SHA-256 over the canonical JSON of what the reviewer sees."""
-    return hashlib.sha256(integrity.canonical_json(payload).encode()).hexdigest()
-
-
 @transaction.atomic
 def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: str = "production") -> Version:
     """Freeze the draft as the next version and put it in the review queue.
@@ -234,7 +230,7 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         "label": target_label.name,
         "checks": results,
     }
-    ReviewItem.objects.create(
+    item = ReviewItem(
         kind=ReviewKind.CONFIGURATION,
         subject_type="governance.version",
         subject_id=str(version.pk),
@@ -247,9 +243,10 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         requested_by_label=actor.get_username(),
         approvals_required=governed.approvals_required,
         payload=payload,
-        digest=review_digest(payload),
         due_at=timezone.now() + dt.timedelta(hours=settings.GOVERNANCE_REVIEW_HOURS),
     )
+    item.digest = selectors.review_digest(item)
+    item.save()
     audit_record(
         actor=audit_actor(actor),
         action=f"governance.{obj.kind}.version_submitted",
@@ -284,7 +281,9 @@ def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, 
         raise Conflict(f"This review is {item.status} already; nothing more can be decided.")
     if item.requested_by_id == actor.pk:
         raise NotAllowed("You cannot review your own request: someone else has to decide it.", code="self_review")
-    if digest != item.digest:
+    if item.due_at < timezone.now():
+        raise Conflict(f"This review expired at {item.due_at:%Y-%m-%d %H:%M} UTC: expiry denies.", code="expired")
+    if digest != selectors.review_digest(item):
         raise Conflict(
             "What you reviewed is not what is pending: reload it and decide again.",
             code="stale_digest",
@@ -400,9 +399,15 @@ def _apply_moves(*, actor: User, kind: str, note: str, moves: Sequence[Move], re
                     f"{move.version} is {move.version.get_status_display()}: only approved versions can be released.",
                     fields={f"moves[{index}].version": ["Not approved."]},
                 )
+    labels = {}
+    for index, move in enumerate(moves):
+        try:
+            labels[move.label] = _label(move.label)
+        except DomainError as error:
+            raise DomainError(error.message, fields={f"moves[{index}].label": error.fields["label"]}) from None
     release = Release.objects.create(kind=kind, note=note, created_by=actor, reverts=reverts)
     for move in moves:
-        label = _label(move.label)
+        label = labels[move.label]
         pointer = LabelPointer.objects.select_for_update().filter(object=move.object, label=label).first()
         ReleaseMove.objects.create(
             release=release,
@@ -489,6 +494,15 @@ def label_rollback(*, actor: User, obj: GovernedObject, label: str, version: Ver
     _require(actor, "governance.release_version", "roll labels back")
     if not reason.strip():
         raise DomainError("A rollback needs a reason.", fields={"reason": ["Say why."]})
+    current = LabelPointer.objects.filter(object=obj, label__name=label).select_related("version").first()
+    if current is None:
+        raise Conflict(f"The label {label!r} of {obj} points at no version: there is nothing to roll back.")
+    if version.number >= current.version.number:
+        raise Conflict(
+            f"{obj} {label} is at v{current.version.number}: a rollback goes to an earlier version; release "
+            "newer ones instead.",
+            fields={"version": [f"Choose a version before v{current.version.number}."]},
+        )
     release = _apply_moves(
         actor=actor, kind=ReleaseKind.ROLLBACK, note=reason, moves=[Move(obj, label, version)], reverts=None
     )

@@ -496,6 +496,17 @@ def check_examples(spec: dict[str, Any]) -> CheckResult:
     """Lint the guide's own examples: compliant ones must not be blocked (anything milder is a warning), and
     counter-examples must be flagged by at least one rule."""
     findings: list[Finding] = []
+    if not _entries(spec, "examples"):
+        findings.append(
+            Finding(message="no examples: add texts the guide should accept and counter-examples it should flag",
+                    severity="warning", path="examples")
+        )  # fmt: skip
+    for i, substitution in enumerate(_entries(spec, "substitutions")):
+        replacement = substitution.get("replacement")
+        blocked = [v for v in lint(replacement, spec) if v.severity == "block"] if isinstance(replacement, str) else []
+        if blocked:
+            message = f"The replacement would itself be blocked: {_describe(blocked)}"
+            findings.append(Finding(message=message, severity="error", path=f"substitutions[{i}].replacement"))
     for i, example in enumerate(_entries(spec, "examples")):
         text = example.get("text")
         if not isinstance(text, str):

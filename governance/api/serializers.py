@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from governance import selectors
 from governance.models import (
     Decision,
     GovernedObject,
@@ -68,7 +69,15 @@ class DecisionSerializer(serializers.ModelSerializer):
         fields = ["decider_label", "decider_roles", "decision", "comment", "digest", "created_at"]
 
 
-class ReviewSummarySerializer(serializers.ModelSerializer):
+class ShownDigestMixin(serializers.Serializer):
+    digest = serializers.SerializerMethodField()
+
+    def get_digest(self, item: ReviewItem) -> str:
+        """Send this back with your decision: it binds the decision to what you were shown."""
+        return selectors.review_digest(item)
+
+
+class ReviewSummarySerializer(ShownDigestMixin, serializers.ModelSerializer):
     decisions = DecisionSerializer(many=True, read_only=True)
 
     class Meta:
@@ -160,7 +169,7 @@ class LabelPointerSerializer(serializers.ModelSerializer):
         fields = ["label", "version", "updated_at"]
 
 
-class ReviewItemSerializer(serializers.ModelSerializer):
+class ReviewItemSerializer(ShownDigestMixin, serializers.ModelSerializer):
     requested_by = serializers.CharField(source="requested_by_label")
     decisions = DecisionSerializer(many=True, read_only=True)
     overdue = serializers.BooleanField(read_only=True)

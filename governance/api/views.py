@@ -143,7 +143,7 @@ class GovernedViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", str, description="Version number or label; default: nothing (all added)"),
+            OpenApiParameter("from", str, description="Version number or label; default: the version before `to`"),
             OpenApiParameter("to", str, description="Version number or label; default: the latest version"),
         ],
         responses=inline_serializer(
@@ -163,7 +163,10 @@ class GovernedViewSet(viewsets.GenericViewSet):
             if new is None:
                 raise DomainError(f"{obj} has no versions yet.", fields={"to": ["Submit a version first."]})
         from_ref = request.query_params.get("from")
-        old = self._version(obj, from_ref) if from_ref else None
+        if from_ref:
+            old = self._version(obj, from_ref)
+        else:
+            old = obj.versions.filter(number__lt=new.number).order_by("-number").first()
         return Response(selectors.versions_diff(old, new))
 
     @extend_schema(request=s.ObjectRollbackSerializer, responses={201: s.ReleaseSerializer})

@@ -73,7 +73,8 @@ def test_submitting_an_unchanged_draft_again_is_a_409(api_as, editor: User, appr
          "moves[0].slug"),
         ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 9}]},
          "moves[0].version"),
-        ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "moon", "version": 1}]}, "label"),
+        ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "moon", "version": 1}]},
+         "moves[0].label"),
         ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 1},
                                  {"kind": "style_guide", "slug": "brand", "label": "production", "version": 1}]},
          "moves[1]"),
@@ -211,3 +212,66 @@ def test_diff_between_versions_and_labels(
     assert "+Line two of the voice." in change["lines"]
     assert client.get("/api/style-guides/brand/diff/?from=production").status_code == 400
     assert client.get("/api/style-guides/brand/diff/?to=7").status_code == 404
+
+
+def test_a_label_rollback_only_goes_back(api_as, approver: User, approved: Version) -> None:
+    client = api_as(approver)
+    body = {"label": "production", "version": 1, "reason": "x"}
+    nothing = client.post("/api/style-guides/brand/rollback/", body, format="json")
+    assert nothing.status_code == 409
+    assert "points at no version" in nothing.json()["error"]["message"]
+    move = {"kind": "style_guide", "slug": "brand", "label": "production", "version": 1}
+    client.post("/api/releases/", {"note": "first", "moves": [move]}, format="json")
+    same = client.post("/api/style-guides/brand/rollback/", body, format="json")
+    assert same.status_code == 409
+    assert same.json()["error"]["fields"] == {"version": ["Choose a version before v1."]}
+
+
+def test_an_overdue_review_cannot_be_decided(api_as, approver: User, editor: User) -> None:
+    import datetime as dt
+
+    obj = services.governed_object_create(actor=editor, kind="style_guide", slug="brand", name="Brand", draft=SPEC)
+    version = services.version_submit(actor=editor, obj=obj)
+    item = ReviewItem.objects.get(version=version)
+    ReviewItem.objects.filter(pk=item.pk).update(due_at=item.created_at - dt.timedelta(seconds=1))
+    response = api_as(approver).post(
+        f"/api/reviews/{item.pk}/decide/", {"decision": "approve", "digest": item.digest}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "expired"
+
+
+def test_the_digest_changes_when_what_the_diff_is_against_moves(
+    api_as, editor: User, approver: User, approved: Version, make_user
+) -> None:
+    from governance.roles import Role
+
+    services.draft_update(actor=editor, obj=approved.object, draft={"banned": [{"phrase": "dirt cheap"}]})
+    v2 = services.version_submit(actor=editor, obj=approved.object)
+    client = api_as(make_user("other-approver", Role.APPROVER))
+    shown = client.get(f"/api/reviews/{ReviewItem.objects.get(version=v2).pk}/").json()
+    assert shown["diff"]["label"] == "production"
+    services.release_create(
+        actor=approver, note="v1 out", moves=[services.Move(approved.object, "production", approved)]
+    )
+    response = client.post(
+        f"/api/reviews/{shown['id']}/decide/", {"decision": "approve", "digest": shown["digest"]}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "stale_digest"
+    fresh = client.get(f"/api/reviews/{shown['id']}/").json()
+    assert fresh["digest"] != shown["digest"]
+    assert fresh["diff"]["from"] == 1
+    ok = client.post(
+        f"/api/reviews/{shown['id']}/decide/", {"decision": "approve", "digest": fresh["digest"]}, format="json"
+    )
+    assert ok.status_code == 200
+
+
+def test_unknown_two_approver_kinds_fail_the_system_check(settings) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.GOVERNANCE_TWO_APPROVER_KINDS = ["guardrail_policy", "guardrail_polcy"]
+    with pytest.raises(SystemCheckError, match="guardrail_polcy"):
+        call_command("check")

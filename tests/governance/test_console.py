@@ -151,3 +151,23 @@ def test_release_rollback_from_the_console(
     assert not guide.pointers.exists()
     event = AuditEvent.objects.get(action="governance.release.rolled_back")
     assert (event.actor_label, event.details["reason"]) == (second.username, "wrong tone")
+
+
+def test_an_approved_version_is_released_from_its_page(
+    client: Client, guide: GovernedObject, editor: User, approver: User
+) -> None:
+    version = services.version_submit(actor=editor, obj=guide)
+    item = ReviewItem.objects.get(version=version)
+    client.force_login(approver)
+    assert (
+        b"Release this version" not in client.get(reverse("admin:governance_version_change", args=[version.pk])).content
+    )
+    services.review_decide(actor=approver, item=item, decision="approve", digest=item.digest)
+    assert b"Release this version" in client.get(reverse("admin:governance_version_change", args=[version.pk])).content
+    response = client.post(
+        reverse("admin:governance_version_release", args=[version.pk]), {"label": "staging", "note": "try it"}
+    )
+    assert response.status_code == 302
+    assert services.label_resolve(kind="style_guide", slug="brand", label="staging") == version
+    client.force_login(editor)
+    assert client.post(reverse("admin:governance_version_release", args=[version.pk]), {}).status_code == 403

@@ -475,5 +475,18 @@ def test_compliant_examples_with_only_warnings_or_rewrites_pass_with_warnings() 
     assert result.as_dict()["passed"] is True
 
 
-def test_a_guide_without_examples_passes() -> None:
-    assert check_examples({"banned": [{"phrase": "cheap"}]}).findings == ()
+def test_a_guide_without_examples_passes_with_a_warning() -> None:
+    result = check_examples({"banned": [{"phrase": "cheap"}]})
+    assert result.passed
+    assert [(f.severity, f.path) for f in result.findings] == [("warning", "examples")]
+
+
+def test_a_substitution_into_a_banned_phrase_fails_the_check() -> None:
+    spec = {
+        "banned": [{"phrase": "cheap"}],
+        "substitutions": [{"phrase": "low cost", "replacement": "cheap"}],
+        "examples": [{"text": "A fair price.", "compliant": True}],
+    }
+    result = check_examples(spec)
+    assert not result.passed
+    assert [(f.severity, f.path) for f in result.findings] == [("error", "substitutions[0].replacement")]
