@@ -8,7 +8,7 @@ one or more of them as a unit and can be rolled back. ``ReviewItem`` is the one 
 person must decide.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -227,15 +227,21 @@ class ReviewDecision(models.Model):
         return f"{self.decider_label} {self.decision}d {self.item}"
 
 
-class GuardrailPolicyManager(models.Manager["GuardrailPolicy"]):
-    def get_queryset(self) -> models.QuerySet["GuardrailPolicy"]:
-        return super().get_queryset().filter(kind="guardrail_policy")
+class KindManager(models.Manager[Any]):
+    """The objects of one governed kind: the manager of each kind's proxy model (its console page)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        return super().get_queryset().filter(kind=self.kind)
 
 
 class GuardrailPolicy(GovernedObject):
     """Guardrail policies, for the console: governed objects of kind ``guardrail_policy``."""
 
-    objects: ClassVar[GuardrailPolicyManager] = GuardrailPolicyManager()
+    objects: ClassVar[KindManager] = KindManager("guardrail_policy")
 
     class Meta:
         proxy = True

@@ -3,18 +3,11 @@
 
 from typing import ClassVar
 
-from django.db import models
-
-from governance.models import GovernedObject
-
-
-class StyleGuideManager(models.Manager["StyleGuide"]):
-    def get_queryset(self) -> models.QuerySet["StyleGuide"]:
-        return super().get_queryset().filter(kind="style_guide")
+from governance.models import GovernedObject, KindManager
 
 
 class StyleGuide(GovernedObject):
-    objects: ClassVar[StyleGuideManager] = StyleGuideManager()
+    objects: ClassVar[KindManager] = KindManager("style_guide")
 
     class Meta:
         proxy = True
