@@ -78,6 +78,8 @@ AUDIT_CHECKPOINT_INTERVAL = env_int("AUDIT_CHECKPOINT_INTERVAL", 300, minimum=10
 # Governed configuration: kinds whose versions need two distinct approvers, and how long a review may wait.
 GOVERNANCE_TWO_APPROVER_KINDS = env_list("GOVERNANCE_TWO_APPROVER_KINDS", ["guardrail_policy"])
 GOVERNANCE_REVIEW_HOURS = env_int("GOVERNANCE_REVIEW_HOURS", 72, minimum=1)
+# Personas: how long a conversation handed to a person may wait for one before it is closed (expiry denies).
+PERSONAS_HANDOVER_MINUTES = env_int("PERSONAS_HANDOVER_MINUTES", 240, minimum=1)
 
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])

@@ -163,6 +163,7 @@ class ReviewStatus(models.TextChoices):
     REJECTED = "rejected", "rejected"
     EXPIRED = "expired", "expired"
     WITHDRAWN = "withdrawn", "withdrawn"
+    RESOLVED = "resolved", "resolved"  # handled by a person (a hand-over), rather than approved or rejected
 
 
 class ReviewItem(models.Model):
@@ -207,6 +208,7 @@ class ReviewItem(models.Model):
 class Decision(models.TextChoices):
     APPROVE = "approve", "approve"
     REJECT = "reject", "reject"
+    RESOLVE = "resolve", "resolve"
 
 
 class ReviewDecision(models.Model):

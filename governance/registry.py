@@ -16,6 +16,8 @@ from governance.checks import Check
 from governance.models import Risk
 
 Validator = Callable[[dict[str, Any]], dict[str, list[str]]]
+# Names a place in a spec for people (``flow 'order', step 'ask_email'``); "" where the path says enough.
+Locator = Callable[[Any, list[Any]], str]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class GovernedKind:
     validators: tuple[Validator, ...] = ()  # more field errors beyond the schema (a CEL condition that won't compile)
     checks: tuple[Check, ...] = ()  # run on submit; a failing one blocks approval
     review_risk: str = Risk.MEDIUM
+    locate: Locator | None = None
     _validator: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -41,7 +44,9 @@ class GovernedKind:
         """Field errors of ``spec`` (paths like ``rules.banned[2].phrase``); empty when it is valid."""
         errors: dict[str, list[str]] = {}
         for error in sorted(self._validator.iter_errors(spec), key=lambda e: list(e.absolute_path)):
-            errors.setdefault(json_path(error.absolute_path), []).append(error.message)
+            where = self.locate(spec, list(error.absolute_path)) if self.locate else ""
+            message = f"{where}: {error.message}" if where else error.message
+            errors.setdefault(json_path(error.absolute_path), []).append(message)
         if not errors:
             for validator in self.validators:
                 for path, messages in validator(spec).items():

@@ -43,6 +43,7 @@ from governance.models import (
 )
 from governance.registry import get_kind
 from governance.roles import ROLE_PERMISSIONS, Role
+from governance.signals import review_item_expired
 
 # Roles ---------------------------------------------------------------------------------------------
 
@@ -230,23 +231,19 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         "label": target_label.name,
         "checks": results,
     }
-    item = ReviewItem(
+    review_item_open(
         kind=ReviewKind.CONFIGURATION,
-        subject_type="governance.version",
-        subject_id=str(version.pk),
+        subject=version,
         subject_label=f"{governed.title} {obj.slug} v{version.number}",
         version=version,
         reason=f"Four-eyes review of a new {governed.title} version" + (f": {note}" if note else ""),
         raised_by="governed configuration",
         risk=governed.review_risk,
         requested_by=actor,
-        requested_by_label=actor.get_username(),
         approvals_required=governed.approvals_required,
         payload=payload,
-        due_at=timezone.now() + dt.timedelta(hours=settings.GOVERNANCE_REVIEW_HOURS),
+        due_in=dt.timedelta(hours=settings.GOVERNANCE_REVIEW_HOURS),
     )
-    item.digest = selectors.review_digest(item)
-    item.save()
     audit_record(
         actor=audit_actor(actor),
         action=f"governance.{obj.kind}.version_submitted",
@@ -255,6 +252,72 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
                  "checks_passed": version.checks_passed},
     )  # fmt: skip
     return version
+
+
+def review_item_open(
+    *,
+    kind: str,
+    subject: Any,
+    subject_label: str,
+    reason: str,
+    raised_by: str,
+    risk: str,
+    requested_by: User | None,
+    payload: dict[str, Any],
+    due_in: dt.timedelta,
+    version: Version | None = None,
+    approvals_required: int = 1,
+) -> ReviewItem:
+    """Put something a person must decide in the review queue. Call it inside the caller's transaction, which
+    records its own audit event for what raised the item."""
+    item = ReviewItem(
+        kind=kind,
+        subject_type=subject._meta.label_lower,
+        subject_id=str(subject.pk),
+        subject_label=subject_label[:200],
+        version=version,
+        reason=reason,
+        raised_by=raised_by[:200],
+        risk=risk,
+        requested_by=requested_by,
+        requested_by_label=requested_by.get_username() if requested_by else "",
+        approvals_required=approvals_required,
+        payload=payload,
+        due_at=timezone.now() + due_in,
+    )
+    item.digest = selectors.review_digest(item)
+    item.save()
+    return item
+
+
+def review_item_resolve(*, actor: User, item: ReviewItem, comment: str = "") -> ReviewItem:
+    """Close a pending item that a person handled rather than approved or rejected (a conversation hand-over
+    answered and handed back or closed). The caller checks the permission, holds the transaction and records
+    the audit event of what it did; this records who handled the item, with their role at the time."""
+    item = ReviewItem.objects.select_for_update().get(pk=item.pk)
+    if item.status != ReviewStatus.PENDING:
+        return item
+    ReviewDecision.objects.create(
+        item=item,
+        decider=actor,
+        decider_label=actor.get_username(),
+        decider_roles=user_roles(actor),
+        decision=Decision.RESOLVE,
+        comment=comment,
+        digest=item.digest,
+    )
+    item.status, item.decided_at = ReviewStatus.RESOLVED, timezone.now()
+    item.save(update_fields=["status", "decided_at"])
+    return item
+
+
+def review_item_withdraw(*, item: ReviewItem) -> ReviewItem:
+    """Take a pending item out of the queue because what raised it went away (the user closed the conversation)."""
+    item = ReviewItem.objects.select_for_update().get(pk=item.pk)
+    if item.status == ReviewStatus.PENDING:
+        item.status, item.decided_at = ReviewStatus.WITHDRAWN, timezone.now()
+        item.save(update_fields=["status", "decided_at"])
+    return item
 
 
 def _label(name: str) -> Label:
@@ -275,10 +338,15 @@ def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, 
     """
     _require(actor, "governance.decide_reviewitem", "decide reviews")
     item = ReviewItem.objects.select_for_update().get(pk=item.pk)
-    if decision not in Decision.values:
+    if decision not in (Decision.APPROVE, Decision.REJECT):
         raise DomainError("Unknown decision.", fields={"decision": ["Choose approve or reject."]})
     if item.status != ReviewStatus.PENDING:
         raise Conflict(f"This review is {item.status} already; nothing more can be decided.")
+    if item.kind == ReviewKind.HANDOVER:
+        raise Conflict(
+            "A hand-over is not approved or rejected: answer the conversation, then hand it back or close it.",
+            code="handover",
+        )
     if item.requested_by_id == actor.pk:
         raise NotAllowed("You cannot review your own request: someone else has to decide it.", code="self_review")
     if item.due_at < timezone.now():
@@ -364,6 +432,7 @@ def review_items_expire(*, now: dt.datetime | None = None) -> int:
             )
             if item.version is not None:
                 _version_settle(item.version, ReviewStatus.EXPIRED, now)
+            review_item_expired.send(sender=ReviewItem, item=item)
             expired += 1
     return expired
 

@@ -1,9 +1,18 @@
-"""Personas and their style guides. A style guide is governed configuration: its spec lives in
-``governance`` (kind ``style_guide``); this proxy gives it its own place in the console."""
+"""Personas, their style guides, and conversations with them.
 
+A style guide and a persona are governed configuration: their specs live in ``governance`` (kinds
+``style_guide`` and ``persona``); the proxies give each its own place in the console. A ``Conversation`` pins
+the persona version (and the guardrail policies) it started with and keeps its ``Message`` transcript.
+"""
+
+import uuid
 from typing import ClassVar
 
-from governance.models import GovernedObject, KindManager
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from governance.models import GovernedObject, KindManager, Version
 
 
 class StyleGuide(GovernedObject):
@@ -12,3 +21,79 @@ class StyleGuide(GovernedObject):
     class Meta:
         proxy = True
         verbose_name = "style guide"
+
+
+class Persona(GovernedObject):
+    objects: ClassVar[KindManager] = KindManager("persona")
+
+    class Meta:
+        proxy = True
+        verbose_name = "persona"
+
+
+class ConversationStatus(models.TextChoices):
+    ACTIVE = "active", "active"
+    WAITING_ON_AGENT = "waiting_on_agent", "waiting on agent"
+    ESCALATED = "escalated", "escalated"
+    CLOSED = "closed", "closed"
+
+
+class Conversation(models.Model):
+    """A session between an API client's end user and one pinned persona version."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    persona = models.ForeignKey(GovernedObject, on_delete=models.PROTECT, related_name="conversations")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="conversations")
+    label = models.CharField(max_length=40)
+    # The guardrail policy versions released under ``label`` when the conversation started: pinned like the persona.
+    policy_versions = models.JSONField(default=list, blank=True)
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="conversations")
+    status = models.CharField(max_length=20, choices=ConversationStatus.choices, default=ConversationStatus.ACTIVE)
+    state = models.JSONField(default=dict, blank=True)
+    escalation_reason = models.TextField(blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["client", "-created_at"], name="conversation_client_idx"),
+            models.Index(fields=["status", "-updated_at"], name="conversation_status_idx"),
+        ]
+        permissions = [("reply_conversation", "Can answer escalated conversations, hand them back or close them")]
+
+    def __str__(self) -> str:
+        return f"conversation {str(self.id)[:8]} with {self.persona.slug}"
+
+
+class Role(models.TextChoices):
+    USER = "user", "user"
+    PERSONA = "persona", "persona"
+    OPERATOR = "operator", "operator"
+    SYSTEM = "system", "system"
+
+
+class Message(models.Model):
+    """One message of a transcript, as stored (redacted when the persona says so), with its flags."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, related_name="messages")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=10, choices=Role.choices)
+    text = models.TextField()
+    flags = models.JSONField(default=list, blank=True)
+    flow = models.CharField(max_length=63, blank=True)
+    step = models.CharField(max_length=63, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [models.UniqueConstraint(fields=["conversation", "seq"], name="message_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.seq}"

@@ -106,7 +106,7 @@ class VersionDecideSerializer(serializers.Serializer):
 
 
 class ReviewDecideSerializer(VersionDecideSerializer):
-    decision = serializers.ChoiceField(choices=Decision.choices)
+    decision = serializers.ChoiceField(choices=[Decision.APPROVE, Decision.REJECT])
 
 
 class ObjectRollbackSerializer(serializers.Serializer):

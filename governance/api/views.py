@@ -43,14 +43,14 @@ class TokenObtainView(APIView):
         return Response({"token": token.key})
 
 
-def _actor(request: Request) -> User:
+def request_user(request: Request) -> User:
     """The authenticated user behind the request (the view's permission class has made sure of it)."""
     if not isinstance(request.user, User):
         raise NotAllowed("Sign in first.")
     return request.user
 
 
-def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -85,8 +85,8 @@ class GovernedViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.GovernedObjectCreateSerializer, responses={201: s.GovernedObjectSerializer})
     def create(self, request: Request) -> Response:
         """Create an object with its first draft."""
-        data = _valid(s.GovernedObjectCreateSerializer, request)
-        obj = services.governed_object_create(actor=_actor(request), kind=self.kind, **data)
+        data = validated(s.GovernedObjectCreateSerializer, request)
+        obj = services.governed_object_create(actor=request_user(request), kind=self.kind, **data)
         return Response(s.GovernedObjectSerializer(obj).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, slug: str) -> Response:
@@ -95,16 +95,16 @@ class GovernedViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.GovernedObjectUpdateSerializer, responses=s.GovernedObjectSerializer)
     def partial_update(self, request: Request, slug: str) -> Response:
         """Edit the draft and/or the name."""
-        data = _valid(s.GovernedObjectUpdateSerializer, request)
-        obj = services.draft_update(actor=_actor(request), obj=self._object(), **data)
+        data = validated(s.GovernedObjectUpdateSerializer, request)
+        obj = services.draft_update(actor=request_user(request), obj=self._object(), **data)
         return Response(s.GovernedObjectSerializer(self.get_queryset().get(pk=obj.pk)).data)
 
     @extend_schema(request=s.SubmitSerializer, responses={201: s.VersionSerializer})
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, slug: str) -> Response:
         """Freeze the draft as a new version and put it in the review queue."""
-        data = _valid(s.SubmitSerializer, request)
-        version = services.version_submit(actor=_actor(request), obj=self._object(), **data)
+        data = validated(s.SubmitSerializer, request)
+        version = services.version_submit(actor=request_user(request), obj=self._object(), **data)
         return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.VersionSerializer(many=True))
@@ -120,12 +120,12 @@ class GovernedViewSet(viewsets.GenericViewSet):
         return Response(s.VersionSerializer(self._version(self._object(), number)).data)
 
     def _decide(self, request: Request, number: str, decision: str) -> Response:
-        data = _valid(s.VersionDecideSerializer, request)
+        data = validated(s.VersionDecideSerializer, request)
         version = self._version(self._object(), number)
         item = version.reviews.filter(status=ReviewStatus.PENDING).first() or version.reviews.last()
         if item is None:
             raise NotFound(f"{version} has no review.")
-        services.review_decide(actor=_actor(request), item=item, decision=decision, **data)
+        services.review_decide(actor=request_user(request), item=item, decision=decision, **data)
         version.refresh_from_db()
         return Response(s.VersionSerializer(version).data)
 
@@ -173,11 +173,11 @@ class GovernedViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, slug: str) -> Response:
         """Put a label of this object back on an earlier approved version, with a reason."""
-        data = _valid(s.ObjectRollbackSerializer, request)
+        data = validated(s.ObjectRollbackSerializer, request)
         obj = self._object()
         version = self._version(obj, str(data["version"]))
         release = services.label_rollback(
-            actor=_actor(request), obj=obj, label=data["label"], version=version, reason=data["reason"]
+            actor=request_user(request), obj=obj, label=data["label"], version=version, reason=data["reason"]
         )
         return Response(s.ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
@@ -192,7 +192,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=s.ReleaseCreateSerializer, responses={201: s.ReleaseSerializer})
     def create(self, request: Request) -> Response:
         """Move one or more labels at once, atomically, with a note."""
-        data = _valid(s.ReleaseCreateSerializer, request)
+        data = validated(s.ReleaseCreateSerializer, request)
         moves = []
         for index, move in enumerate(data["moves"]):
             get_kind(move["kind"])
@@ -207,7 +207,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                     "No such version.", fields={f"moves[{index}].version": [f"{obj} has no v{move['version']}."]}
                 )
             moves.append(services.Move(object=obj, label=move["label"], version=version))
-        release = services.release_create(actor=_actor(request), note=data["note"], moves=moves)
+        release = services.release_create(actor=request_user(request), note=data["note"], moves=moves)
         return Response(
             s.ReleaseSerializer(self.get_queryset().get(pk=release.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -216,8 +216,10 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str) -> Response:
         """Move every label of this release back to where it was before, in one step."""
-        data = _valid(s.ReleaseRollbackSerializer, request)
-        rollback = services.release_rollback(actor=_actor(request), release=self.get_object(), reason=data["reason"])
+        data = validated(s.ReleaseRollbackSerializer, request)
+        rollback = services.release_rollback(
+            actor=request_user(request), release=self.get_object(), reason=data["reason"]
+        )
         return Response(
             s.ReleaseSerializer(self.get_queryset().get(pk=rollback.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -231,8 +233,10 @@ class LabelViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def create(self, request: Request) -> Response:
         """Add a release label (Admins)."""
-        data = _valid(s.LabelSerializer, request)
-        label = services.label_create(actor=_actor(request), name=data["name"], description=data.get("description", ""))
+        data = validated(s.LabelSerializer, request)
+        label = services.label_create(
+            actor=request_user(request), name=data["name"], description=data.get("description", "")
+        )
         return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
 
@@ -270,8 +274,8 @@ class ReviewViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str) -> Response:
         """Approve or reject, bound to the digest you were shown."""
-        data = _valid(s.ReviewDecideSerializer, request)
-        item = services.review_decide(actor=_actor(request), item=get_object_or_404(ReviewItem, pk=pk), **data)
+        data = validated(s.ReviewDecideSerializer, request)
+        item = services.review_decide(actor=request_user(request), item=get_object_or_404(ReviewItem, pk=pk), **data)
         return Response(s.ReviewItemSerializer(self.get_queryset().get(pk=item.pk)).data)
 
 
@@ -284,5 +288,5 @@ class PolicyEvaluateView(APIView):
 
         Text in ``facts.text`` is run through the built-in detectors first. Nothing is recorded.
         """
-        data = _valid(s.EvaluateSerializer, request)
+        data = validated(s.EvaluateSerializer, request)
         return Response(guardrail_dry_run(**data))

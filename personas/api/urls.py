@@ -1,13 +1,10 @@
 from rest_framework.routers import SimpleRouter
 
-from governance.api.views import GovernedViewSet
-
-
-class StyleGuideViewSet(GovernedViewSet):
-    kind = "style_guide"
-
+from personas.api import views
 
 router = SimpleRouter()
-router.register("style-guides", StyleGuideViewSet, basename="style-guide")
+router.register("style-guides", views.StyleGuideViewSet, basename="style-guide")
+router.register("personas", views.PersonaViewSet, basename="persona")
+router.register("conversations", views.ConversationViewSet, basename="conversation")
 
 urlpatterns = router.urls

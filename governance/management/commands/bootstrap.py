@@ -1,4 +1,5 @@
-"""First-run setup for ``make run``: the admin account (created once) and the demo cast (idempotent)."""
+"""First-run setup for ``make run``: the admin account (created once), the demo cast and the demo persona
+(idempotent)."""
 
 import secrets
 from pathlib import Path
@@ -13,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from audit.context import Actor, audit_context
 from governance.roles import Role
 from governance.services import user_role_assign
+from personas import demo as personas_demo
 
 ADMIN_USERNAME = "admin"
 DEMO_USERS = {
@@ -59,6 +61,11 @@ class Command(BaseCommand):
                     user.save(update_fields=["password"])
                     user_role_assign(actor=actor, user=user, role=role)
             token, _ = Token.objects.get_or_create(user=user_model._default_manager.get(username="operator"))
+            users = user_model._default_manager
+            personas_demo.load(
+                editor=users.get(username="editor"),
+                approvers=[users.get(username="approver"), users.get(username="approver2")],
+            )
 
         admin_note = (
             f"password {admin_password}"

@@ -1,0 +1,93 @@
+"""Conversations with personas over the API. A client sees only its own conversations."""
+
+import uuid
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import NotFound
+from governance.api.views import GovernedViewSet, request_user, validated
+from personas import services
+from personas.api import serializers as s
+from personas.models import Conversation
+
+
+class PersonaViewSet(GovernedViewSet):
+    kind = services.PERSONA_KIND
+
+
+class StyleGuideViewSet(GovernedViewSet):
+    kind = services.STYLE_GUIDE_KIND
+
+
+class ConversationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ConversationSummarySerializer
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return Conversation.objects.filter(client=request_user(self.request)).select_related("persona", "version")
+
+    def _conversation(self, pk: str) -> Conversation:
+        conversation = self.get_queryset().filter(pk=pk).first() if _is_uuid(pk) else None
+        if conversation is None:
+            raise NotFound("There is no such conversation of yours.")
+        return conversation
+
+    def _full(self, conversation: Conversation) -> Response:
+        conversation = (
+            Conversation.objects.select_related("persona", "version")
+            .prefetch_related("messages__author")
+            .get(pk=conversation.pk)
+        )
+        return Response(s.ConversationSerializer(conversation).data)
+
+    @extend_schema(request=s.ConversationStartSerializer, responses={201: s.ConversationSerializer})
+    def create(self, request: Request) -> Response:
+        """Start a conversation with the persona version released under ``label``; the answer holds the greeting."""
+        data = validated(s.ConversationStartSerializer, request)
+        conversation = services.conversation_start(client=request_user(request), **data)
+        response = self._full(conversation)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    @extend_schema(responses=s.ConversationSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        """The transcript (as stored) and the status."""
+        return self._full(self._conversation(pk))
+
+    @extend_schema(request=s.MessageInSerializer, responses={201: s.TurnSerializer})
+    @action(detail=True, methods=["post"])
+    def messages(self, request: Request, pk: str) -> Response:
+        """Send the user's message; the answer holds the persona's replies and the conversation's status."""
+        data = validated(s.MessageInSerializer, request)
+        conversation = self._conversation(pk)
+        user, *replies = services.conversation_message(client=request_user(request), conversation=conversation, **data)
+        conversation.refresh_from_db(fields=["status"])
+        body = {
+            "conversation": conversation.pk,
+            "status": conversation.status,
+            "message": s.MessageSerializer(user).data,
+            "replies": s.MessageSerializer(replies, many=True).data,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.CloseSerializer, responses=s.ConversationSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, pk: str) -> Response:
+        """Close the conversation, with an optional rating (1 to 5) and comment."""
+        data = validated(s.CloseSerializer, request)
+        conversation = services.conversation_close(
+            actor=request_user(request), conversation=self._conversation(pk), **data
+        )
+        return self._full(conversation)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,466 @@
+"""Conversations with personas: every state change, each in one transaction with its audit event.
+
+A turn runs the ``input`` guardrails on the user's text, the dialogue engine (``personas.engine``), and then, on
+every outgoing text, the persona's style guide (``block`` → the fallback message, ``rewrite`` → the substitution,
+``warn`` → a flag) and the ``output`` guardrails. Flags are stored with the message they concern. What the turn
+asks of the world (a hand-over to a person, closing) is carried out here. Transcripts are stored redacted when the
+persona's ``pii`` is ``redact``.
+"""
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Max
+from django.dispatch import receiver
+from django.utils import timezone
+
+from audit.context import Actor
+from audit.services import audit_record
+from config.errors import Conflict, DomainError, NotAllowed
+from governance import detectors, policies
+from governance.checks import CheckResult, Finding, Severity
+from governance.guardrails import POLICY_KIND, guardrail_check
+from governance.models import LabelPointer, ReviewItem, ReviewKind, ReviewStatus, Risk, Version, VersionStatus
+from governance.services import (
+    audit_actor,
+    label_resolve,
+    review_item_open,
+    review_item_resolve,
+    review_item_withdraw,
+)
+from governance.signals import review_item_expired
+from personas import engine, flows, styleguide
+from personas.models import Conversation, ConversationStatus, Message, Role
+
+PERSONA_KIND = "persona"
+STYLE_GUIDE_KIND = "style_guide"
+REPLY_PERMISSION = "personas.reply_conversation"
+
+# --- the persona's approval check -----------------------------------------------------------------------------
+
+
+def style_guide_version(reference: Mapping[str, Any] | None) -> Version | None:
+    """The style guide version a persona spec pins, or None when it names none (or one that does not exist)."""
+    if not reference:
+        return None
+    return (
+        Version.objects.select_related("object")
+        .filter(object__kind=STYLE_GUIDE_KIND, object__slug=reference["slug"], number=reference["version"])
+        .first()
+    )
+
+
+def validate_style_guide_reference(spec: dict[str, Any]) -> dict[str, list[str]]:
+    reference = spec.get("style_guide")
+    if reference and style_guide_version(reference) is None:
+        return {"style_guide": [f"There is no style guide {reference['slug']!r} v{reference['version']}."]}
+    return {}
+
+
+def check_persona_style(spec: dict[str, Any]) -> CheckResult:
+    """Lint every text the persona can send against its pinned style guide: anything ``block`` stops approval;
+    rewrites and warnings are shown to the reviewer. The guide version itself must be approved."""
+    name = "persona.style"
+    guide = style_guide_version(spec.get("style_guide"))
+    if guide is None:
+        return CheckResult(name, (Finding("no style guide: the persona's words are not checked", "warning"),))
+    findings: list[Finding] = []
+    if guide.status != VersionStatus.APPROVED:
+        findings.append(
+            Finding(f"{guide} is {guide.get_status_display()}: a persona may only follow an approved version",
+                    path="style_guide.version")
+        )  # fmt: skip
+    for path, where, template in flows.templates(spec):
+        for violation in styleguide.lint(template, guide.spec):
+            severity: Severity = "error" if violation.severity == "block" else "warning"
+            action = {"block": "blocked", "rewrite": "will be rewritten", "warn": "flagged"}[violation.severity]
+            findings.append(Finding(f"{where}: {action} by {guide}: {violation.message}", severity, path))
+    return CheckResult(name, tuple(findings))
+
+
+# --- turns ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outgoing:
+    """A message about to be stored, with its flags."""
+
+    text: str
+    role: str
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    flow: str = ""
+    step: str = ""
+    author: User | None = None
+
+
+@dataclass
+class _Context:
+    conversation: Conversation
+    spec: dict[str, Any]
+    guide: dict[str, Any] | None
+    policies: list[policies.PolicyRef]
+    actor: Actor
+    escalate: str = ""  # a guardrail asked for a person
+
+
+def _context(conversation: Conversation, actor: Actor) -> _Context:
+    spec = conversation.version.spec
+    guide = style_guide_version(spec.get("style_guide"))
+    refs = [
+        policies.PolicyRef(slug=version.object.slug, version=version.number, spec=version.spec)
+        for version in Version.objects.select_related("object").filter(
+            pk__in=[pinned["id"] for pinned in conversation.policy_versions]
+        )
+    ]
+    return _Context(conversation, spec, guide.spec if guide else None, refs, actor)
+
+
+def _facts(ctx: _Context, text: str) -> dict[str, Any]:
+    return {"text": text, "channel": "conversation", "persona": ctx.conversation.persona.slug, "agent": ""}
+
+
+def _redacted(decision: policies.Decision, text: str) -> str:
+    kinds = [kind for kind in decision.redact if kind in detectors.KINDS]
+    return detectors.redact(text, detectors.detect(text, kinds), kinds) if kinds else text
+
+
+def _guardrail_flag(decision: policies.Decision) -> dict[str, Any]:
+    return {
+        "kind": f"guardrail.{decision.effect}",
+        "policies": [f"{match.policy} v{match.version}" for match in decision.matched],
+        "reasons": list(decision.reasons),
+    }
+
+
+def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
+    """An outgoing text through the style guide, then the ``output`` guardrails."""
+    out = _Outgoing(reply.text, Role.PERSONA, flow=reply.flow, step=reply.step)
+    fallback = flows.render(ctx.spec["fallback"], {"persona_name": ctx.conversation.persona.name})
+    if ctx.guide is not None:
+        violations = styleguide.lint(out.text, ctx.guide)
+        blocking = [v for v in violations if v.severity == "block"]
+        if blocking:
+            out.flags.append({"kind": "style.block", "violations": [v.message for v in blocking]})
+            out.text = fallback
+        else:
+            rewrites = [v for v in violations if v.severity == "rewrite"]
+            if rewrites:
+                out.flags.append({"kind": "style.rewrite", "violations": [v.message for v in rewrites]})
+                out.text = styleguide.rewrite(out.text, rewrites)
+            warnings = [v for v in violations if v.severity == "warn"]
+            if warnings:
+                out.flags.append({"kind": "style.warn", "violations": [v.message for v in warnings]})
+    decision = guardrail_check(
+        checkpoint="output", facts=_facts(ctx, out.text), policy_refs=ctx.policies, actor=ctx.actor,
+        target=ctx.conversation,
+    )  # fmt: skip
+    if decision.effect == "deny":
+        out.flags.append(_guardrail_flag(decision))
+        out.text = fallback
+    elif decision.effect == "redact":
+        out.flags.append(_guardrail_flag(decision))
+        out.text = _redacted(decision, out.text)
+    elif decision.effect in {"escalate", "require_approval"}:
+        out.flags.append(_guardrail_flag(decision))
+        out.text = flows.render(ctx.spec["handover"], {"persona_name": ctx.conversation.persona.name})
+        ctx.escalate = ctx.escalate or _decision_reason(decision)
+    return out
+
+
+def _decision_reason(decision: policies.Decision) -> str:
+    return "; ".join(decision.reasons) or f"a guardrail policy decided {decision.effect}"
+
+
+def _store(ctx: _Context, outgoing: list[_Outgoing]) -> list[Message]:
+    """Store messages after the conversation's last, redacting personal data when the persona says so."""
+    conversation = ctx.conversation
+    last = conversation.messages.aggregate(last=Max("seq"))["last"] or 0
+    redact = ctx.spec.get("pii", "keep") == "redact"
+    messages = []
+    for offset, out in enumerate(outgoing, start=1):
+        text, flags = out.text, list(out.flags)
+        if redact:
+            found = detectors.detect(text, detectors.PII_KINDS)
+            if found:
+                text = detectors.redact(text, found)
+                flags.append({"kind": "pii.redacted", "found": sorted({d.kind for d in found})})
+        messages.append(
+            Message(conversation=conversation, seq=last + offset, role=out.role, text=text, flags=flags,
+                    flow=out.flow, step=out.step, author=out.author)
+        )  # fmt: skip
+    return Message.objects.bulk_create(messages)
+
+
+def _escalate(ctx: _Context, reason: str) -> None:
+    conversation = ctx.conversation
+    conversation.status = ConversationStatus.ESCALATED
+    conversation.escalation_reason = reason
+    review_item_open(
+        kind=ReviewKind.HANDOVER,
+        subject=conversation,
+        subject_label=str(conversation),
+        reason=reason,
+        raised_by=f"persona {conversation.persona.slug} v{conversation.version.number}",
+        risk=Risk.MEDIUM,
+        requested_by=conversation.client,
+        payload={"conversation": str(conversation.pk), "persona": conversation.persona.slug,
+                 "version": conversation.version.number, "reason": reason},
+        due_in=dt.timedelta(minutes=settings.PERSONAS_HANDOVER_MINUTES),
+    )  # fmt: skip
+    audit_record(
+        actor=ctx.actor, action="persona.conversation.escalated", target=conversation, details={"reason": reason}
+    )
+
+
+def _redact_slots(conversation: Conversation) -> None:
+    slots = (conversation.state or {}).get("slots") or {}
+    conversation.state = {
+        **conversation.state,
+        "slots": {
+            name: detectors.redact(value, detectors.detect(value, detectors.PII_KINDS)) if isinstance(value, str)
+            else value
+            for name, value in slots.items()
+        },
+    }  # fmt: skip
+
+
+def _save(conversation: Conversation, *fields: str) -> None:
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=[*fields, "updated_at"])
+
+
+@transaction.atomic
+def conversation_start(*, client: User, persona: str, label: str = "production") -> Conversation:
+    """Start a conversation with the persona version released under ``label`` (pinned, with the guardrail
+    policies released under the same label) and send the greeting."""
+    version = label_resolve(kind=PERSONA_KIND, slug=persona, label=label)
+    pinned = (
+        LabelPointer.objects.filter(object__kind=POLICY_KIND, label__name=label)
+        .select_related("object", "version")
+        .order_by("object__slug")
+    )
+    conversation = Conversation.objects.create(
+        persona=version.object,
+        version=version,
+        label=label,
+        client=client,
+        policy_versions=[{"slug": p.object.slug, "version": p.version.number, "id": p.version.pk} for p in pinned],
+    )
+    actor = audit_actor(client)
+    ctx = _context(conversation, actor)
+    turn = engine.greet(ctx.spec, conversation.persona.name)
+    messages = _store(ctx, [_persona_message(ctx, reply) for reply in turn.replies])
+    conversation.state = turn.state
+    if ctx.escalate:
+        _escalate(ctx, ctx.escalate)
+    _save(conversation, "state", "status", "escalation_reason")
+    audit_record(
+        actor=actor,
+        action="persona.conversation.started",
+        target=conversation,
+        details={"persona": persona, "version": version.number, "label": label,
+                 "policies": [f"{p['slug']} v{p['version']}" for p in conversation.policy_versions],
+                 "messages": [m.seq for m in messages]},
+    )  # fmt: skip
+    return conversation
+
+
+def _locked(conversation: Conversation) -> Conversation:
+    return (
+        Conversation.objects.select_for_update().select_related("persona", "version", "client").get(pk=conversation.pk)
+    )
+
+
+@transaction.atomic
+def conversation_message(*, client: User, conversation: Conversation, text: str) -> list[Message]:
+    """The user's message and what the persona answers: the stored messages of the turn, the user's first.
+
+    A closed conversation refuses messages (409). While a person has the conversation, the message is stored for
+    them and the persona stays silent.
+    """
+    conversation = _locked(conversation)
+    if conversation.status == ConversationStatus.CLOSED:
+        raise Conflict("This conversation is closed: start a new one.", code="closed")
+    if conversation.status == ConversationStatus.WAITING_ON_AGENT:
+        raise Conflict("The persona is waiting on an agent's answer: write again when it has replied.", code="busy")
+    actor = audit_actor(client)
+    ctx = _context(conversation, actor)
+    user = _Outgoing(text, Role.USER)
+    replies: list[_Outgoing] = []
+    turn: engine.Turn | None = None
+    if conversation.status == ConversationStatus.ESCALATED:
+        pass  # a person answers from the console
+    else:
+        decision = guardrail_check(
+            checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=actor, target=conversation
+        )
+        heard = text
+        if decision.effect != "allow":
+            user.flags.append(_guardrail_flag(decision))
+        if decision.effect == "deny":
+            denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
+            replies.append(_persona_message(ctx, engine.Reply(denied, "denied")))
+        elif decision.effect in {"escalate", "require_approval"}:
+            handover = flows.render(ctx.spec["handover"], {"persona_name": conversation.persona.name})
+            replies.append(_persona_message(ctx, engine.Reply(handover, "handover")))
+            ctx.escalate = _decision_reason(decision)
+        else:
+            if decision.effect == "redact":
+                heard = user.text = _redacted(decision, text)
+            turn = engine.receive(ctx.spec, conversation.state, heard, conversation.persona.name)
+            replies.extend(_persona_message(ctx, reply) for reply in turn.replies)
+            conversation.state = turn.state
+            ctx.escalate = ctx.escalate or turn.outcome.escalate
+            if turn.outcome.handoff is not None:
+                handoff = turn.outcome.handoff
+                ctx.escalate = ctx.escalate or (
+                    f"Flow {handoff['flow']!r}, step {handoff['step']!r} hands off to the agent {handoff['agent']!r} "
+                    f"({handoff['label']}), but agent runs are not available in this installation: handed to a "
+                    "person instead."
+                )
+                replies.append(_persona_message(ctx, engine.Reply(ctx.spec["handover"], "handover")))
+    messages = _store(ctx, [user, *replies])
+    if ctx.escalate:
+        _escalate(ctx, ctx.escalate)
+    elif turn is not None and turn.outcome.close:
+        _close(conversation, ctx.spec)
+    _save(conversation, "state", "status", "escalation_reason", "closed_at")
+    audit_record(
+        actor=actor,
+        action="persona.conversation.turn",
+        target=conversation,
+        details={
+            "messages": [m.seq for m in messages],
+            "intent": turn.intent if turn else "",
+            "flow": (turn.matched_flow or conversation.state.get("flow") or "") if turn else "",
+            "flags": sorted({flag["kind"] for m in messages for flag in m.flags}),
+            "status": conversation.status,
+        },
+    )
+    return messages
+
+
+def _close(conversation: Conversation, spec: Mapping[str, Any]) -> None:
+    conversation.status, conversation.closed_at = ConversationStatus.CLOSED, timezone.now()
+    if spec.get("pii") == "redact":
+        _redact_slots(conversation)
+
+
+def _pending_handover(conversation: Conversation) -> ReviewItem | None:
+    return ReviewItem.objects.filter(
+        kind=ReviewKind.HANDOVER,
+        subject_type=Conversation._meta.label_lower,
+        subject_id=str(conversation.pk),
+        status=ReviewStatus.PENDING,
+    ).first()
+
+
+@transaction.atomic
+def conversation_close(
+    *, actor: User, conversation: Conversation, rating: int | None = None, comment: str = ""
+) -> Conversation:
+    """Close a conversation: its client may (with a rating from 1 to 5 and a comment), and so may an Operator.
+
+    A pending hand-over is resolved by the Operator who closes, or withdrawn when the client closes.
+    """
+    conversation = _locked(conversation)
+    is_client = conversation.client_id == actor.pk
+    if not is_client and not actor.has_perm(REPLY_PERMISSION):
+        raise NotAllowed("Only the conversation's client or an Operator may close it.")
+    if conversation.status == ConversationStatus.CLOSED:
+        raise Conflict("This conversation is closed already.", code="closed")
+    if rating is not None and not 1 <= rating <= 5:
+        raise DomainError("The rating is out of range.", fields={"rating": ["Give a rating from 1 to 5."]})
+    item = _pending_handover(conversation)
+    if item is not None:
+        if is_client:
+            review_item_withdraw(item=item)
+        else:
+            review_item_resolve(actor=actor, item=item, comment=comment or "closed by an operator")
+    _close(conversation, conversation.version.spec)
+    if is_client:
+        conversation.rating, conversation.comment = rating, comment
+    _save(conversation, "status", "closed_at", "state", "rating", "comment")
+    audit_record(
+        actor=audit_actor(actor),
+        action="persona.conversation.closed",
+        target=conversation,
+        details={"by": "client" if is_client else "operator", "rating": rating if is_client else None},
+    )
+    return conversation
+
+
+def _require_escalated(actor: User, conversation: Conversation) -> None:
+    if not actor.has_perm(REPLY_PERMISSION):
+        raise NotAllowed(f"Answering conversations needs the permission {REPLY_PERMISSION} (Operators).")
+    if conversation.status != ConversationStatus.ESCALATED:
+        raise Conflict(
+            f"This conversation is {conversation.get_status_display()}: only an escalated one is answered by a person.",
+            code="not_escalated",
+        )
+
+
+@transaction.atomic
+def conversation_reply(*, actor: User, conversation: Conversation, text: str) -> Message:
+    """An Operator's answer to an escalated conversation, stored as an operator message."""
+    conversation = _locked(conversation)
+    _require_escalated(actor, conversation)
+    if not text.strip():
+        raise DomainError("Write a reply.", fields={"text": ["This field may not be blank."]})
+    ctx = _context(conversation, audit_actor(actor))
+    (message,) = _store(ctx, [_Outgoing(text, Role.OPERATOR, author=actor)])
+    _save(conversation)
+    audit_record(
+        actor=ctx.actor,
+        action="persona.conversation.operator_replied",
+        target=conversation,
+        details={"message": message.seq},
+    )
+    return message
+
+
+@transaction.atomic
+def conversation_hand_back(*, actor: User, conversation: Conversation, comment: str = "") -> Conversation:
+    """An Operator gives an escalated conversation back to the persona, which says so and starts afresh."""
+    conversation = _locked(conversation)
+    _require_escalated(actor, conversation)
+    ctx = _context(conversation, audit_actor(actor))
+    item = _pending_handover(conversation)
+    if item is not None:
+        review_item_resolve(actor=actor, item=item, comment=comment or "handed back to the persona")
+    conversation.status, conversation.escalation_reason = ConversationStatus.ACTIVE, ""
+    conversation.state = {**engine.initial_state(), "slots": (conversation.state or {}).get("slots", {})}
+    messages = _store(ctx, [_persona_message(ctx, engine.Reply(engine.message(ctx.spec, "handed_back"), "intent"))])
+    if ctx.escalate:
+        _escalate(ctx, ctx.escalate)
+    _save(conversation, "status", "escalation_reason", "state")
+    audit_record(
+        actor=ctx.actor,
+        action="persona.conversation.handed_back",
+        target=conversation,
+        details={"comment": comment, "messages": [m.seq for m in messages]},
+    )
+    return conversation
+
+
+@receiver(review_item_expired, dispatch_uid="personas.handover_expired")
+def _handover_expired(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
+    """Nobody took the conversation in time: close it with a system message (expiry denies)."""
+    if item.kind != ReviewKind.HANDOVER or item.subject_type != Conversation._meta.label_lower:
+        return
+    conversation = Conversation.objects.filter(pk=item.subject_id).select_related("persona", "version").first()
+    if conversation is None or conversation.status != ConversationStatus.ESCALATED:
+        return
+    conversation = _locked(conversation)
+    actor = Actor.system("review-expiry")
+    ctx = _context(conversation, actor)
+    text = "No one could take over this conversation in time, so it is closed. Please start a new one."
+    _store(ctx, [_Outgoing(text, Role.SYSTEM)])
+    _close(conversation, ctx.spec)
+    _save(conversation, "status", "closed_at", "state")
+    audit_record(actor=actor, action="persona.conversation.closed", target=conversation, details={"by": "expiry"})
