@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
@@ -111,7 +111,7 @@ class GovernedObjectAdmin(admin.ModelAdmin):
     form = DraftForm
     list_display = ("slug", "name", "labels", "latest_version", "draft_updated_at")
     search_fields = ("slug", "name")
-    readonly_fields = ("current_labels", "version_history")
+    readonly_fields = ("current_labels", "draft_validation", "version_history")
     change_form_template = "admin/governance/governed_change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -152,6 +152,23 @@ class GovernedObjectAdmin(admin.ModelAdmin):
     @admin.display(description="current labels")
     def current_labels(self, obj: GovernedObject) -> str:
         return self.labels(obj)
+
+    @admin.display(description="draft validation")
+    def draft_validation(self, obj: GovernedObject) -> str:
+        """What submitting the saved draft would say, so authors see problems before they submit."""
+        result = selectors.draft_validation(obj)
+        if not result["valid"]:
+            rows = [
+                (path or "(whole draft)", message)
+                for path, messages in result["errors"].items()
+                for message in messages
+            ]
+            return format_html(
+                '<p class="errornote">The draft would be refused on submit:</p>'
+                '<table class="validation"><tr><th>field</th><th>problem</th></tr>{}</table>',
+                format_html_join("", "<tr><td><code>{}</code></td><td>{}</td></tr>", rows),
+            )
+        return format_html("<p>The draft is valid.</p>{}", render_checks(result["checks"]))
 
     @admin.display(description="versions")
     def version_history(self, obj: GovernedObject) -> str:
@@ -384,7 +401,7 @@ class ReviewItemAdmin(ReadOnly):
     list_filter = ("kind", "status", "risk")
     search_fields = ("subject_label", "reason", "requested_by_label")
     change_form_template = "admin/governance/review_change_form.html"
-    readonly_fields = ("kind", "subject_label", "reason", "raised_by", "risk", "requested_by_label",
+    readonly_fields = ("kind", "subject_link", "reason", "raised_by", "risk", "requested_by_label",
                        "approvals_required", "status", "created_at", "due_at", "decided_at",
                        "decisions_table", "checks_table", "diff_table")  # fmt: skip
     exclude = ("payload", "digest", "version", "subject_type", "subject_id", "requested_by")
@@ -392,6 +409,16 @@ class ReviewItemAdmin(ReadOnly):
     @admin.display(description="overdue", boolean=True)
     def overdue_flag(self, item: ReviewItem) -> bool:
         return item.overdue
+
+    @admin.display(description="subject")
+    def subject_link(self, item: ReviewItem) -> str:
+        """The subject's own console page, where it is answered (a conversation) or shown (a version)."""
+        app_label, _, model = item.subject_type.partition(".")
+        try:
+            url = reverse(f"admin:{app_label}_{model}_change", args=[item.subject_id])
+        except NoReverseMatch:
+            return item.subject_label
+        return format_html('<a href="{}">{}</a>', url, item.subject_label)
 
     @admin.display(description="decisions")
     def decisions_table(self, item: ReviewItem) -> str:

@@ -7,6 +7,7 @@ from audit import integrity
 from config.errors import DomainError, NotFound
 from governance.diff import spec_diff
 from governance.models import GovernedObject, LabelPointer, ReviewItem, Version
+from governance.registry import get_kind
 
 
 def version_by_ref(obj: GovernedObject, ref: str) -> Version:
@@ -68,3 +69,11 @@ def released_specs(kind: str, label: str) -> list[tuple[str, int, dict[str, Any]
         .order_by("object__slug")
     )
     return [(p.object.slug, p.version.number, p.version.spec) for p in pointers]
+
+
+def draft_validation(obj: GovernedObject) -> dict[str, Any]:
+    """What submitting the draft now would say: field errors, else the results of the kind's checks."""
+    governed = get_kind(obj.kind)
+    errors = governed.validate(obj.draft)
+    checks = [] if errors else [check(obj.draft).as_dict() for check in governed.checks]
+    return {"valid": not errors, "errors": errors, "checks": checks}

@@ -107,6 +107,21 @@ class GovernedViewSet(viewsets.GenericViewSet):
         version = services.version_submit(actor=request_user(request), obj=self._object(), **data)
         return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        responses=inline_serializer(
+            "DraftValidation",
+            {
+                "valid": serializers.BooleanField(),
+                "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+                "checks": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
+    @action(detail=True, methods=["get"])
+    def validation(self, request: Request, slug: str) -> Response:
+        """What submitting the draft now would say: field errors, else the checks' results. Nothing is saved."""
+        return Response(selectors.draft_validation(self._object()))
+
     @extend_schema(responses=s.VersionSerializer(many=True))
     @action(detail=True, methods=["get"])
     def versions(self, request: Request, slug: str) -> Response:
