@@ -27,6 +27,7 @@ from governance.models import (
     LabelPointer,
     Release,
     ReviewItem,
+    ReviewKind,
     ReviewStatus,
     Version,
     VersionStatus,
@@ -444,6 +445,7 @@ class ReviewItemAdmin(ReadOnly):
         item = get_object_or_404(ReviewItem, pk=object_id)
         can_decide = (
             request.user.has_perm("governance.decide_reviewitem")
+            and item.kind != ReviewKind.HANDOVER  # answered in the conversation itself
             and item.status == ReviewStatus.PENDING
             and item.requested_by_id != request.user.pk
         )
