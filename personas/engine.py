@@ -25,14 +25,15 @@ from typing import Any
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
 from personas import flows
 
-# A flow whose branches loop back without asking anything is stopped after this many steps in one turn.
-MAX_STEPS_PER_TURN = 100
+# A flow that jumps back (next, goto, default) this many times in one turn without asking anything is a loop: it is
+# stopped and handed to a person. Flows without jumps back cannot loop and run to their end.
+MAX_JUMPS_BACK = 100
 
 _PERSON = re.compile(
     r"\b(?:(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s*one|somebody|a\s+real\s+)?"
     r"(?:human|person|someone|somebody|agent|operator|representative|people)"
     r"|real\s+(?:person|human)|human\s+(?:being|please|agent)|live\s+agent|customer\s+service\s+representative"
-    r"|(?:a|an)\s+(?:human|operator|representative))\b",
+    r"|(?:want|need|get\s+me)\s+(?:a|an)\s+(?:human|person|operator|representative))\b",
     re.IGNORECASE,
 )
 _CANCEL = frozenset({"cancel", "stop", "never mind", "nevermind", "forget it", "quit", "cancel that", "abort"})
@@ -118,7 +119,8 @@ class _Runner:
         steps = flow["steps"]
         positions = {step["id"]: position for position, step in enumerate(steps)}
         self.state["flow"] = flow["id"]
-        for _ in range(MAX_STEPS_PER_TURN):
+        jumps_back = 0
+        while jumps_back <= MAX_JUMPS_BACK:
             if index >= len(steps):
                 self.leave_flow()
                 return
@@ -164,8 +166,9 @@ class _Runner:
                     self.turn.outcome = Outcome(close=True)
                 return
             following = positions[step["next"]] if step.get("next") else following
+            jumps_back += following <= index
             index = following
-        self.hand_over(f"Flow {flow['id']!r} ran {MAX_STEPS_PER_TURN} steps without waiting for the user: a loop?")
+        self.hand_over(f"Flow {flow['id']!r} jumped back {MAX_JUMPS_BACK} times without waiting for the user: a loop?")
 
     def branch(self, step: Mapping[str, Any], flow_id: str) -> str | None:
         """The step to go to ("" for the following one); None when a condition failed and the turn was handed over."""

@@ -40,7 +40,9 @@ _BRACES = re.compile(r"\{\{|\}\}")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _WORD = re.compile(r"\w+")
-DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%b %d, %Y")
+DATE_FORMATS = (
+    "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%b %d %Y", "%b %d, %Y",
+)  # fmt: skip
 # A message matches an example phrasing when it shares at least this share of the example's words.
 EXAMPLE_OVERLAP = 0.6
 
@@ -142,7 +144,7 @@ def _check_ask(step: Mapping[str, Any], add: Any) -> None:
     }[slot_type]
     for key in validation:
         if key not in allowed:
-            add(f"validation.{key}", f"{key!r} does not apply to a {slot_type} slot")
+            add(f"validation.{key}", f"{key!r} does not apply to slots of type {slot_type}")
     if "pattern" in validation and (error := _compile_pattern(validation["pattern"])):
         add("validation.pattern", f"the pattern does not compile: {error}")
     for bound in ("min", "max"):
@@ -204,10 +206,10 @@ def _check_flow(flow: Mapping[str, Any], flow_path: str, add_error: Any) -> None
             _check_template(template, known, lambda message, name=name: add(f"input.{name}", message))
 
 
-def _check_template(template: str, known: set[str], add: Any) -> None:
+def _check_template(template: str, known: set[str], add: Any, *, where: str = "the flow never fills") -> None:
     unknown = sorted({name for name in placeholders(template) if name not in known})
     if unknown:
-        add(f"the template names slots the flow never fills: {', '.join(unknown)}")
+        add(f"the template names slots {where}: {', '.join(unknown)}")
     if _BRACES.search(_PLACEHOLDER.sub("", template)):
         add("a '{{' or '}}' is not part of a {{slot}} placeholder")
 
@@ -219,10 +221,13 @@ def validate_persona(spec: Any) -> dict[str, list[str]]:
     def add_error(path: str, message: str) -> None:
         errors.setdefault(path, []).append(message)
 
+    outside = f"that only exist inside flows (here only {', '.join(sorted(BUILTIN_SLOTS))} can be used)"
     for key in ("greeting", "fallback", "handover"):
-        _check_template(spec[key], set(BUILTIN_SLOTS), lambda message, key=key: add_error(key, message))
+        _check_template(spec[key], set(BUILTIN_SLOTS), lambda message, key=key: add_error(key, message), where=outside)
     for key, text in (spec.get("messages") or {}).items():
-        _check_template(text, set(BUILTIN_SLOTS), lambda message, key=key: add_error(f"messages.{key}", message))
+        _check_template(
+            text, set(BUILTIN_SLOTS), lambda message, key=key: add_error(f"messages.{key}", message), where=outside
+        )
     flow_ids: set[str] = set()
     for index, flow in enumerate(spec["flows"]):
         if flow["id"] in flow_ids:
@@ -292,7 +297,7 @@ def parse_answer(step: Mapping[str, Any], text: str) -> Answer:
         choices = step["choices"]
         lowered = {choice.casefold(): choice for choice in choices}
         chosen = lowered.get(answer.casefold().rstrip(".!"))
-        if chosen is None and answer.isdigit() and 1 <= int(answer) <= len(choices):
+        if chosen is None and answer.isdecimal() and answer.isascii() and 1 <= int(answer) <= len(choices):
             chosen = choices[int(answer) - 1]
         if chosen is None:
             return Answer(False, problem=f"Please choose one of: {', '.join(choices)}.")
