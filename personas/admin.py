@@ -108,7 +108,9 @@ class ConversationAdmin(ReadOnly):
                     services.conversation_hand_back(actor=_user(request), conversation=conversation, comment=text)
                     messages.success(request, "The conversation is back with the persona.")
                 elif "_close" in request.POST:
-                    services.conversation_close(actor=_user(request), conversation=conversation, comment=text)
+                    services.conversation_close(
+                        actor=_user(request), conversation=conversation, comment=text, as_operator=True
+                    )
                     messages.success(request, "The conversation is closed.")
             except DomainError as error:
                 _report(request, error)

@@ -43,8 +43,12 @@ _WORD = re.compile(r"\w+")
 DATE_FORMATS = (
     "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%b %d %Y", "%b %d, %Y",
 )  # fmt: skip
-# A message matches an example phrasing when it shares at least this share of the example's words.
+# A message matches an example phrasing when it shares at least this share of the example's words, not counting
+# the common words below ("I want to return something" is matched by its one word that says something: "return").
 EXAMPLE_OVERLAP = 0.6
+COMMON_WORDS = frozenset(
+    "a an and are can could do does for have i is it me my of on or please the this to want we would you your".split()
+)
 
 
 # --- where an error is ------------------------------------------------------------------------------------------
@@ -347,7 +351,8 @@ def _contains_phrase(words: list[str], phrase: list[str]) -> bool:
 
 def trigger_score(trigger: Mapping[str, Any], text: str) -> float:
     """How well ``text`` matches a flow's trigger: 1.0 for a keyword or pattern, else the best share of an
-    example's words found in the text when it reaches ``EXAMPLE_OVERLAP``; 0.0 for no match."""
+    example's words (``COMMON_WORDS`` aside, unless the example has nothing else) found in the text when it reaches
+    ``EXAMPLE_OVERLAP``; 0.0 for no match."""
     words = _words(text)
     if any(_contains_phrase(words, _words(keyword)) for keyword in trigger.get("keywords") or []):
         return 1.0
@@ -356,7 +361,7 @@ def trigger_score(trigger: Mapping[str, Any], text: str) -> float:
     present = set(words)
     best = 0.0
     for example in trigger.get("examples") or []:
-        wanted = set(_words(example))
+        wanted = set(_words(example)) - COMMON_WORDS or set(_words(example))
         if wanted:
             best = max(best, len(wanted & present) / len(wanted))
     return best if best >= EXAMPLE_OVERLAP else 0.0

@@ -140,7 +140,7 @@ def _guardrail_flag(decision: policies.Decision) -> dict[str, Any]:
 def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
     """An outgoing text through the style guide, then the ``output`` guardrails."""
     out = _Outgoing(reply.text, Role.PERSONA, flow=reply.flow, step=reply.step)
-    fallback = flows.render(ctx.spec["fallback"], {"persona_name": ctx.conversation.persona.name})
+    fallback = flows.render(ctx.spec["fallback"], {"persona_name": ctx.conversation.version.name})
     if ctx.guide is not None:
         violations = styleguide.lint(out.text, ctx.guide)
         blocking = [v for v in violations if v.severity == "block"]
@@ -167,7 +167,7 @@ def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
         out.text = _redacted(decision, out.text)
     elif decision.effect in {"escalate", "require_approval"}:
         out.flags.append(_guardrail_flag(decision))
-        out.text = flows.render(ctx.spec["handover"], {"persona_name": ctx.conversation.persona.name})
+        out.text = flows.render(ctx.spec["handover"], {"persona_name": ctx.conversation.version.name})
         ctx.escalate = ctx.escalate or _decision_reason(decision)
     return out
 
@@ -197,7 +197,12 @@ def _store(ctx: _Context, outgoing: list[_Outgoing]) -> list[Message]:
 
 
 def _escalate(ctx: _Context, reason: str) -> None:
+    """Hand the conversation to a person. Reasons can quote what the user typed (a flow's ``reason`` template): the
+    audit trail never keeps personal data from them, and neither does anything else when the persona redacts."""
     conversation = ctx.conversation
+    redacted = detectors.redact(reason, detectors.detect(reason, detectors.PII_KINDS))
+    if ctx.spec.get("pii") == "redact":
+        reason = redacted
     conversation.status = ConversationStatus.ESCALATED
     conversation.escalation_reason = reason
     review_item_open(
@@ -213,7 +218,7 @@ def _escalate(ctx: _Context, reason: str) -> None:
         due_in=dt.timedelta(minutes=settings.PERSONAS_HANDOVER_MINUTES),
     )  # fmt: skip
     audit_record(
-        actor=ctx.actor, action="persona.conversation.escalated", target=conversation, details={"reason": reason}
+        actor=ctx.actor, action="persona.conversation.escalated", target=conversation, details={"reason": redacted}
     )
 
 
@@ -253,7 +258,7 @@ def conversation_start(*, client: User, persona: str, label: str = "production")
     )
     actor = audit_actor(client)
     ctx = _context(conversation, actor)
-    turn = engine.greet(ctx.spec, conversation.persona.name)
+    turn = engine.greet(ctx.spec, conversation.version.name)
     messages = _store(ctx, [_persona_message(ctx, reply) for reply in turn.replies])
     conversation.state = turn.state
     if ctx.escalate:
@@ -306,13 +311,13 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
             denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
             replies.append(_persona_message(ctx, engine.Reply(denied, "denied")))
         elif decision.effect in {"escalate", "require_approval"}:
-            handover = flows.render(ctx.spec["handover"], {"persona_name": conversation.persona.name})
+            handover = flows.render(ctx.spec["handover"], {"persona_name": conversation.version.name})
             replies.append(_persona_message(ctx, engine.Reply(handover, "handover")))
             ctx.escalate = _decision_reason(decision)
         else:
             if decision.effect == "redact":
                 heard = user.text = _redacted(decision, text)
-            turn = engine.receive(ctx.spec, conversation.state, heard, conversation.persona.name)
+            turn = engine.receive(ctx.spec, conversation.state, heard, conversation.version.name)
             replies.extend(_persona_message(ctx, reply) for reply in turn.replies)
             conversation.state = turn.state
             ctx.escalate = ctx.escalate or turn.outcome.escalate
@@ -330,6 +335,9 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
     elif turn is not None and turn.outcome.close:
         _close(conversation, ctx.spec)
     _save(conversation, "state", "status", "escalation_reason", "closed_at")
+    if conversation.status == ConversationStatus.CLOSED:
+        audit_record(actor=actor, action="persona.conversation.closed", target=conversation,
+                     details={"by": "flow", "flow": turn.matched_flow if turn else ""})  # fmt: skip
     audit_record(
         actor=actor,
         action="persona.conversation.turn",
@@ -362,16 +370,17 @@ def _pending_handover(conversation: Conversation) -> ReviewItem | None:
 
 @transaction.atomic
 def conversation_close(
-    *, actor: User, conversation: Conversation, rating: int | None = None, comment: str = ""
+    *, actor: User, conversation: Conversation, rating: int | None = None, comment: str = "", as_operator: bool = False
 ) -> Conversation:
-    """Close a conversation: its client may (with a rating from 1 to 5 and a comment), and so may an Operator.
-
-    A pending hand-over is resolved by the Operator who closes, or withdrawn when the client closes.
-    """
+    """Close a conversation: its client may (with a rating from 1 to 5 and a comment), and so may an Operator
+    (``as_operator``, from the console). A pending hand-over is resolved by the Operator who closes, or withdrawn
+    when the client closes."""
     conversation = _locked(conversation)
-    is_client = conversation.client_id == actor.pk
-    if not is_client and not actor.has_perm(REPLY_PERMISSION):
+    if as_operator and not actor.has_perm(REPLY_PERMISSION):
+        raise NotAllowed(f"Closing conversations as an operator needs the permission {REPLY_PERMISSION}.")
+    if not as_operator and conversation.client_id != actor.pk:
         raise NotAllowed("Only the conversation's client or an Operator may close it.")
+    is_client = not as_operator
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict("This conversation is closed already.", code="closed")
     if rating is not None and not 1 <= rating <= 5:
