@@ -47,7 +47,35 @@ DATE_FORMATS = (
 # the common words below ("I want to return something" is matched by its one word that says something: "return").
 EXAMPLE_OVERLAP = 0.6
 COMMON_WORDS = frozenset(
-    "a an and are can could do does for have i is it me my of on or please the this to want we would you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "have",
+        "i",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "please",
+        "the",
+        "this",
+        "to",
+        "want",
+        "we",
+        "would",
+        "you",
+        "your",
+    ]
 )
 
 
