@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench-audit bench-policies clean
+.PHONY: run test lint format bench-audit bench-policies bench-persona clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Steward needs Python 3.11 or newer")'
@@ -40,6 +40,9 @@ bench-audit: $(VENV)/.installed-dev
 
 bench-policies: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.policies
+
+bench-persona: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.persona
 
 clean:
 	rm -rf $(VENV) var

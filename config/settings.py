@@ -78,6 +78,12 @@ AUDIT_CHECKPOINT_INTERVAL = env_int("AUDIT_CHECKPOINT_INTERVAL", 300, minimum=10
 # Governed configuration: kinds whose versions need two distinct approvers, and how long a review may wait.
 GOVERNANCE_TWO_APPROVER_KINDS = env_list("GOVERNANCE_TWO_APPROVER_KINDS", ["guardrail_policy"])
 GOVERNANCE_REVIEW_HOURS = env_int("GOVERNANCE_REVIEW_HOURS", 72, minimum=1)
+# Agents: a run's lease (a worker that stops renewing it loses the run to the sweeper), how many times a run may be
+# claimed without progress before it goes to the dead letter (fails), and how long a tool approval may wait.
+AGENTS_LEASE_SECONDS = env_int("AGENTS_LEASE_SECONDS", 60, minimum=2)
+AGENTS_MAX_DELIVERIES = env_int("AGENTS_MAX_DELIVERIES", 5, minimum=1)
+AGENTS_APPROVAL_HOURS = env_int("AGENTS_APPROVAL_HOURS", 24, minimum=1)
+AGENTS_SWEEP_SECONDS = env_int("AGENTS_SWEEP_SECONDS", 30, minimum=1)
 # Personas: how long a conversation handed to a person may wait for one before it is closed (expiry denies).
 PERSONAS_HANDOVER_MINUTES = env_int("PERSONAS_HANDOVER_MINUTES", 240, minimum=1)
 
@@ -194,6 +200,10 @@ CELERY_BEAT_SCHEDULE = {
     "review-expiry": {
         "task": "governance.tasks.review_items_expire_task",
         "schedule": 60.0,
+    },
+    "runs-sweep": {
+        "task": "agents.tasks.runs_sweep_task",
+        "schedule": float(AGENTS_SWEEP_SECONDS),
     },
 }
 

@@ -490,6 +490,27 @@ def to_cel(value: Any) -> Any:
     raise ConditionRuntimeError(f"a fact of type {type(value).__name__} cannot be used in a condition")
 
 
+def from_cel(value: Any) -> Any:
+    """A CEL value as plain JSON-able Python (the inverse of ``to_cel``); timestamps and durations as text."""
+    if value is None or isinstance(value, celtypes.NullType):
+        return None
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, Mapping):
+        return {str(from_cel(key)): from_cel(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [from_cel(item) for item in value]
+    return str(value)
+
+
 def _cel_key(key: Any) -> Any:
     if isinstance(key, str | bool) or (isinstance(key, int) and key in _INT64):
         return to_cel(key)
@@ -517,8 +538,19 @@ class CompiledCondition:
         """Run on plain Python facts; ``ConditionRuntimeError`` on any failure or a result that is not a bool."""
         return self.evaluate_cel(facts_to_cel(facts))
 
+    def value(self, facts: Mapping[str, Any]) -> Any:
+        """The expression's value as plain Python, whatever its type (for expressions that compute, not decide)."""
+        return from_cel(self._run(facts_to_cel(facts)))
+
     def evaluate_cel(self, variables: dict[str, Any]) -> bool:
         """Run on facts already converted by ``facts_to_cel``."""
+        result = self._run(variables)
+        if not isinstance(result, celtypes.BoolType):
+            kind = _CEL_TYPE_NAMES.get(type(result).__name__, type(result).__name__)
+            raise ConditionRuntimeError(f"the condition returned {kind}, not bool")
+        return bool(result)
+
+    def _run(self, variables: dict[str, Any]) -> Any:
         try:
             result = self._runner.evaluate(variables)
         except (CELEvalError, CELUnsupportedError) as error:
@@ -529,10 +561,7 @@ class CompiledCondition:
             raise ConditionRuntimeError(_scrub(f"{type(error).__name__}: {error}")) from error
         if isinstance(result, CELEvalError):
             raise ConditionRuntimeError(_describe(result, self.expression))
-        if not isinstance(result, celtypes.BoolType):
-            kind = _CEL_TYPE_NAMES.get(type(result).__name__, type(result).__name__)
-            raise ConditionRuntimeError(f"the condition returned {kind}, not bool")
-        return bool(result)
+        return result
 
 
 @functools.lru_cache(maxsize=2048)
