@@ -1,6 +1,33 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_tools(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    from agents.services import tools_sync
+    from audit.context import Actor
+
+    if using == "default":
+        tools_sync(actor=Actor.system("tools_sync"))
 
 
 class AgentsConfig(AppConfig):
     name = "agents"
     verbose_name = "Agents"
+
+    def ready(self) -> None:
+        from agents import demo, services, spec  # noqa: F401  (demo registers its tools)
+        from governance.models import Risk
+        from governance.registry import GovernedKind, register
+
+        register(
+            GovernedKind(
+                name=services.AGENT_KIND,
+                title="agent",
+                schema=spec.AGENT_SCHEMA,
+                validators=(spec.validate_agent,),
+                review_risk=Risk.HIGH,
+            )
+        )
+        post_migrate.connect(_sync_tools, sender=self, dispatch_uid="agents.sync_tools")

@@ -43,7 +43,7 @@ from governance.models import (
 )
 from governance.registry import get_kind
 from governance.roles import ROLE_PERMISSIONS, Role
-from governance.signals import review_item_expired
+from governance.signals import review_item_decided, review_item_expired
 
 # Roles ---------------------------------------------------------------------------------------------
 
@@ -378,7 +378,8 @@ def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, 
         comment=comment,
         digest=digest,
     )
-    approvals = item.decisions.filter(decision=Decision.APPROVE).count()
+    # Approvals count only for what is pending now: an edit (a new digest) voids approvals of what was before.
+    approvals = item.decisions.filter(decision=Decision.APPROVE, digest=digest).count()
     final = decision == Decision.REJECT or approvals >= item.approvals_required
     audit_record(
         actor=audit_actor(actor),
@@ -394,6 +395,7 @@ def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, 
         item.save(update_fields=["status", "decided_at"])
         if version is not None:
             _version_settle(version, item.status, now)
+        review_item_decided.send(sender=ReviewItem, item=item)
     return item
 
 

@@ -4,3 +4,6 @@ from django.dispatch import Signal
 
 # Sent inside the expiring transaction with ``item``: a pending review item passed its due time (expiry denies).
 review_item_expired = Signal()
+
+# Sent inside the deciding transaction with ``item`` when a review item is finally approved or rejected.
+review_item_decided = Signal()

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from agents import demo as agents_demo
 from audit.context import Actor, audit_context
 from governance.roles import Role
 from governance.services import user_role_assign
@@ -62,10 +63,10 @@ class Command(BaseCommand):
                     user_role_assign(actor=actor, user=user, role=role)
             token, _ = Token.objects.get_or_create(user=user_model._default_manager.get(username="operator"))
             users = user_model._default_manager
-            personas_demo.load(
-                editor=users.get(username="editor"),
-                approvers=[users.get(username="approver"), users.get(username="approver2")],
-            )
+            editor = users.get(username="editor")
+            approvers = [users.get(username="approver"), users.get(username="approver2")]
+            personas_demo.load(editor=editor, approvers=approvers)
+            agents_demo.load(editor=editor, approvers=approvers)
 
         admin_note = (
             f"password {admin_password}"

@@ -1,0 +1,141 @@
+"""The demo's tools and agents, from the reference text: an inventory agent whose large replenishments wait for a
+person, and a risk monitor whose hedges need two approvers. The tools work on small demo tables."""
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from agents.models import DemoAlert, DemoHedge, DemoReplenishment, DemoStock
+from agents.tools import Compensation, tool
+from governance.demo import released
+
+
+@tool("inventory.check_stock", "How many units of a SKU are on hand, and its reorder point.")
+def check_stock(sku: str) -> dict[str, Any]:
+    stock = DemoStock.objects.filter(sku=sku.upper()).first()
+    if stock is None:
+        raise LookupError(f"unknown SKU {sku!r}")
+    return {"sku": stock.sku, "on_hand": stock.on_hand, "reorder_point": stock.reorder_point}
+
+
+@tool(
+    "inventory.place_replenishment",
+    "Order more units of a SKU from the supplier.",
+    side_effect="write",
+    risk="medium",
+    compensation=Compensation("inventory.cancel_replenishment", {"order_id": "result.order_id"}),
+)
+def place_replenishment(sku: str, quantity: int, idempotency_key: str = "") -> dict[str, Any]:
+    if quantity < 1:
+        raise ValueError("the quantity must be at least 1")
+    order, _ = DemoReplenishment.objects.get_or_create(
+        idempotency_key=idempotency_key or f"manual:{sku}:{quantity}",
+        defaults={"sku": sku.upper(), "quantity": quantity},
+    )
+    return {"order_id": order.pk, "sku": order.sku, "quantity": order.quantity, "status": order.status}
+
+
+@tool("inventory.cancel_replenishment", "Cancel a replenishment order.", side_effect="write", risk="medium")
+def cancel_replenishment(order_id: int) -> dict[str, Any]:
+    updated = DemoReplenishment.objects.filter(pk=order_id).update(status="cancelled")
+    if not updated:
+        raise LookupError(f"there is no replenishment order {order_id}")
+    return {"order_id": order_id, "status": "cancelled"}
+
+
+@tool("notify.send_alert", "Send a short alert to a team channel.", side_effect="write", idempotent=False)
+def send_alert(channel: str, message: str) -> dict[str, Any]:
+    alert = DemoAlert.objects.create(channel=channel, message=message[:2000])
+    return {"alert_id": alert.pk}
+
+
+@tool("risk.read_signals", "Market signals for a portfolio: volatility (0-1) and net exposure.")
+def read_signals(portfolio: str) -> dict[str, Any]:
+    signals = {
+        "fx-eur": {"volatility": 0.42, "exposure": 2_500_000},
+        "fx-gbp": {"volatility": 0.12, "exposure": 400_000},
+    }
+    if portfolio not in signals:
+        raise LookupError(f"unknown portfolio {portfolio!r}; known: {', '.join(signals)}")
+    return {"portfolio": portfolio, **signals[portfolio]}
+
+
+@tool(
+    "treasury.execute_hedge",
+    "Open a hedge on an instrument for a notional amount.",
+    side_effect="write",
+    risk="critical",
+    compensation=Compensation("treasury.unwind_hedge", {"hedge_id": "result.hedge_id"}),
+)
+def execute_hedge(instrument: str, notional: float, idempotency_key: str = "") -> dict[str, Any]:
+    hedge, _ = DemoHedge.objects.get_or_create(
+        idempotency_key=idempotency_key or f"manual:{instrument}:{notional}",
+        defaults={"instrument": instrument, "notional": Decimal(str(notional))},
+    )
+    return {
+        "hedge_id": hedge.pk,
+        "instrument": hedge.instrument,
+        "notional": float(hedge.notional),
+        "status": hedge.status,
+    }
+
+
+@tool("treasury.unwind_hedge", "Close a hedge.", side_effect="write", risk="critical")
+def unwind_hedge(hedge_id: int) -> dict[str, Any]:
+    if not DemoHedge.objects.filter(pk=hedge_id).update(status="unwound"):
+        raise LookupError(f"there is no hedge {hedge_id}")
+    return {"hedge_id": hedge_id, "status": "unwound"}
+
+
+INVENTORY_AGENT: dict[str, Any] = {
+    "description": "Checks stock and replenishes it; large orders wait for a person.",
+    "instructions": "You keep the warehouse stocked. Check stock first; replenish only below the reorder point.",
+    "model": {"provider": "scripted", "name": "inventory-script"},
+    "autonomy": "supervised",
+    "budgets": {"steps": 10, "tokens": 20000, "wall_seconds": 600},
+    "grants": [
+        {"tool": "inventory.check_stock"},
+        {"tool": "inventory.place_replenishment", "approval": {"when": "args.quantity > 100"},
+         "constraints": ["args.quantity <= 10000"], "rate_limit": {"calls": 20, "per_seconds": 3600}},
+        {"tool": "notify.send_alert"},
+    ],
+    "script": [
+        {"call": "inventory.check_stock", "arguments": {"sku": "input.sku"}},
+        {"when": "has(last.error)", "answer": "I could not check {{ input.sku }}: {{ last.error }}"},
+        {"when": "last.on_hand >= last.reorder_point",
+         "answer": "{{ input.sku }} has {{ last.on_hand }} on hand, enough: no order placed."},
+        {"call": "inventory.place_replenishment", "arguments": {"sku": "input.sku", "quantity": "input.quantity"}},
+        {"when": "has(last.error)", "answer": "The replenishment of {{ input.sku }} was not placed: {{ last.error }}"},
+        {"answer": "Ordered {{ last.quantity }} units of {{ last.sku }} (order {{ last.order_id }})."},
+    ],
+}  # fmt: skip
+
+RISK_MONITOR: dict[str, Any] = {
+    "description": "Watches market signals and proposes hedges; every hedge needs two approvers.",
+    "instructions": "You monitor FX risk. When volatility is above 0.3, propose a hedge of half the exposure.",
+    "model": {"provider": "scripted", "name": "risk-script"},
+    "autonomy": "supervised",
+    "budgets": {"steps": 10, "tokens": 20000, "wall_seconds": 3600},
+    "grants": [
+        {"tool": "risk.read_signals"},
+        {"tool": "treasury.execute_hedge", "approval": "always", "constraints": ["args.notional <= 5000000.0"]},
+    ],
+    "script": [
+        {"call": "risk.read_signals", "arguments": {"portfolio": "input.portfolio"}},
+        {"when": "has(last.error)", "answer": "I could not read the signals: {{ last.error }}"},
+        {"when": "last.volatility <= 0.3", "answer": "Volatility {{ last.volatility }} is within limits: no hedge."},
+        {"call": "treasury.execute_hedge",
+         "arguments": {"instrument": "input.portfolio", "notional": "results[0].exposure / 2.0"}},
+        {"when": "has(last.error)", "answer": "The hedge was not executed: {{ last.error }}"},
+        {"answer": "Hedged {{ last.notional }} on {{ last.instrument }} (hedge {{ last.hedge_id }})."},
+    ],
+}  # fmt: skip
+
+
+def load(*, editor: User, approvers: list[User]) -> None:
+    """The demo stock, and the two demo agents drafted, approved and released (unless they are already)."""
+    for sku, on_hand, reorder_point in (("SKU-123", 4, 20), ("SKU-456", 250, 50)):
+        DemoStock.objects.get_or_create(sku=sku, defaults={"on_hand": on_hand, "reorder_point": reorder_point})
+    released(editor, approvers, "agent", "inventory-agent", "Inventory agent", INVENTORY_AGENT)
+    released(editor, approvers, "agent", "risk-monitor", "Risk monitor", RISK_MONITOR)

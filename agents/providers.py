@@ -1,0 +1,214 @@
+"""LLM providers behind one interface: messages and tool schemas in; text and/or tool calls and token usage out.
+
+* ``scripted``: deterministic and offline. The agent version's ``script`` is a list of entries, each a tool
+  ``call`` (arguments are CEL expressions) or an ``answer`` (a template whose ``{{ ... }}`` parts are CEL), with an
+  optional ``when`` condition. Expressions see ``input`` (the run's input), ``results`` (every tool result so far,
+  in order; a denied or failed call gives ``{"error": ...}``) and ``last`` (the latest result, or null). Each call
+  takes the next entry whose ``when`` holds; where it is in the script travels in the assistant message.
+* ``openai``: the official SDK against any server speaking the Chat Completions protocol (OpenAI, Azure OpenAI,
+  vLLM, Ollama, llama.cpp server), by ``base_url`` and a key read from the environment variable the model names.
+
+Messages use the Chat Completions shape. Tool names travel with ``.`` written as ``__`` (the protocol allows only
+letters, digits, ``_`` and ``-``). A provider raises ``ProviderError`` (``retryable`` for timeouts, rate limits
+and server errors) and never anything else.
+"""
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any] | None  # None when the model's arguments were not a JSON object
+    raw_arguments: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    input_tokens: int
+    output_tokens: int
+    message: dict[str, Any]  # the assistant message to send back to the model next time
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Provider(Protocol):
+    def complete(
+        self, *, model: Mapping[str, Any], messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+        timeout: float, script: Sequence[Mapping[str, Any]],
+    ) -> Completion: ...  # fmt: skip
+
+
+def wire_name(tool_name: str) -> str:
+    return tool_name.replace(".", "__")
+
+
+def tool_name(wire: str) -> str:
+    return wire.replace("__", ".")
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count (4 characters a token), for budgets before a call and for the scripted provider."""
+    return max(1, (len(text) + 3) // 4)
+
+
+# --- scripted -------------------------------------------------------------------------------------------------
+
+_EXPRESSION = re.compile(r"\{\{\s*(.+?)\s*\}\}")
+
+
+class ScriptedProvider:
+    """See the module docstring. Usage is estimated from the text, so budgets work as with a real model."""
+
+    def complete(
+        self, *, model: Mapping[str, Any], messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+        timeout: float, script: Sequence[Mapping[str, Any]],
+    ) -> Completion:  # fmt: skip
+        position = 0
+        for message in messages:
+            if message.get("role") == "assistant":
+                position = int((message.get("meta") or {}).get("script_position", position))
+        user = next((m for m in messages if m.get("role") == "user"), {"content": "{}"})
+        try:
+            run_input = json.loads(user.get("content") or "{}")
+        except ValueError:
+            run_input = {"text": user.get("content")}
+        results = [json.loads(m["content"]) for m in messages if m.get("role") == "tool"]
+        facts = {"input": run_input, "results": results, "last": results[-1] if results else None}
+        prompt_tokens = estimate_tokens(json.dumps(list(messages)))
+        while position < len(script):
+            entry = script[position]
+            position += 1
+            try:
+                if "when" in entry and not _truth(entry["when"], facts):
+                    continue
+                if "call" in entry:
+                    arguments = {name: _value(expr, facts) for name, expr in (entry.get("arguments") or {}).items()}
+                    call = ToolCall(id=f"call_{position}", name=entry["call"], arguments=arguments,
+                                    raw_arguments=json.dumps(arguments))  # fmt: skip
+                    message = {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"id": call.id, "type": "function",
+                                        "function": {"name": wire_name(call.name), "arguments": call.raw_arguments}}],
+                        "meta": {"script_position": position},
+                    }  # fmt: skip
+                    return Completion("", (call,), prompt_tokens, estimate_tokens(call.raw_arguments), message)
+                text = _EXPRESSION.sub(lambda match: _text(_value(match.group(1), facts)), str(entry["answer"]))
+            except (ConditionError, ConditionRuntimeError) as error:
+                raise ProviderError(f"script entry {position}: {error}", retryable=False) from error
+            message = {"role": "assistant", "content": text, "meta": {"script_position": position}}
+            return Completion(text, (), prompt_tokens, estimate_tokens(text), message)
+        raise ProviderError("the script ran out of entries without an answer", retryable=False)
+
+
+def _truth(expression: str, facts: Mapping[str, Any]) -> bool:
+    return compile_condition(expression).evaluate(facts)
+
+
+def _value(expression: str, facts: Mapping[str, Any]) -> Any:
+    return compile_condition(expression).value(facts)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --- OpenAI-compatible ----------------------------------------------------------------------------------------
+
+
+class OpenAIProvider:
+    """Chat Completions through the official ``openai`` SDK; the SDK's own retries are off (the runtime retries
+    inside the run's budget)."""
+
+    def complete(
+        self, *, model: Mapping[str, Any], messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+        timeout: float, script: Sequence[Mapping[str, Any]],
+    ) -> Completion:  # fmt: skip
+        import openai
+
+        key_variable = model.get("api_key_env", "OPENAI_API_KEY")
+        api_key = os.environ.get(key_variable)
+        if not api_key:
+            raise ProviderError(f"the environment variable {key_variable} (the API key) is not set", retryable=False)
+        client = openai.OpenAI(api_key=api_key, base_url=model.get("base_url") or None, max_retries=0, timeout=timeout)
+        wire_messages = [{key: value for key, value in m.items() if key != "meta"} for m in messages]
+        wire_tools = [
+            {"type": "function", "function": {"name": wire_name(t["name"]), "description": t["description"],
+                                              "parameters": t["parameters"]}}
+            for t in tools
+        ]  # fmt: skip
+        try:
+            response = client.chat.completions.create(
+                model=model["name"],
+                messages=wire_messages,  # type: ignore[arg-type]
+                **({"tools": wire_tools} if wire_tools else {}),  # type: ignore[arg-type]
+                **dict(model.get("parameters") or {}),
+            )
+        except (
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            openai.RateLimitError,
+            openai.InternalServerError,
+        ) as e:
+            raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
+        except openai.APIStatusError as error:
+            raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
+        except openai.OpenAIError as error:
+            raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
+        if not response.choices:
+            raise ProviderError("the model returned no choices", retryable=True)
+        choice = response.choices[0].message
+        calls = []
+        wire_calls = []
+        for call in choice.tool_calls or []:
+            function = getattr(call, "function", None)
+            if function is None:
+                continue
+            raw = function.arguments or ""
+            try:
+                parsed = json.loads(raw) if raw else {}
+            except ValueError:
+                parsed = None
+            arguments = parsed if isinstance(parsed, dict) else None
+            calls.append(ToolCall(id=call.id, name=tool_name(function.name), arguments=arguments, raw_arguments=raw))
+            wire_calls.append({"id": call.id, "type": "function",
+                               "function": {"name": function.name, "arguments": raw}})  # fmt: skip
+        message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+        if wire_calls:
+            message["tool_calls"] = wire_calls
+        usage = response.usage
+        return Completion(
+            text=choice.content or "",
+            tool_calls=tuple(calls),
+            input_tokens=usage.prompt_tokens if usage else estimate_tokens(json.dumps(wire_messages)),
+            output_tokens=usage.completion_tokens if usage else estimate_tokens(choice.content or ""),
+            message=message,
+        )
+
+
+PROVIDERS: dict[str, Provider] = {"scripted": ScriptedProvider(), "openai": OpenAIProvider()}
+
+
+def get_provider(name: str) -> Provider:
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise ProviderError(f"there is no LLM provider {name!r}", retryable=False) from None

@@ -1,0 +1,351 @@
+"""Agents: every state change, each in one transaction with its audit event.
+
+Starting, cancelling and compensating runs, deciding tool approvals (approve, reject, or approve with edited
+arguments), and syncing the tools registered in code to the database. The runtime itself (``agents.runtime``)
+advances runs in Celery tasks; these services enqueue that work after their transaction commits.
+"""
+
+import datetime as dt
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.dispatch import receiver
+from django.utils import timezone
+
+from agents import runtime, tools
+from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
+from audit.context import Actor, audit_context
+from audit.services import audit_record
+from config.errors import Conflict, DomainError, NotAllowed, NotFound
+from governance import selectors
+from governance.guardrails import POLICY_KIND
+from governance.models import LabelPointer, ReviewItem, ReviewKind, ReviewStatus, Risk
+from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
+from governance.services import audit_actor, label_resolve, review_decide, review_item_open, review_item_withdraw
+from governance.signals import review_item_decided, review_item_expired
+
+AGENT_KIND = "agent"
+STEP_SUBJECT = Step._meta.label_lower
+
+
+def _enqueue(run: Run) -> None:
+    from agents.tasks import run_advance_task
+
+    transaction.on_commit(lambda: run_advance_task.delay(str(run.pk)))
+
+
+# --- tools --------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tools_sync(*, actor: Actor) -> dict[str, list[str]]:
+    """Write every tool registered in code to the ``Tool`` table; tools whose code is gone become unavailable."""
+    now = timezone.now()
+    registered = tools.registered()
+    changes: dict[str, list[str]] = {"created": [], "updated": [], "retired": []}
+    for name, spec in sorted(registered.items()):
+        values = {
+            "description": spec.description, "kind": ToolKind.PYTHON, "parameters": spec.parameters,
+            "side_effect": spec.side_effect, "risk": spec.risk, "idempotent": spec.idempotent,
+            "timeout_seconds": spec.timeout, "available": True,
+            "compensation": spec.compensation.as_dict() if spec.compensation else None,
+        }  # fmt: skip
+        tool = Tool.objects.filter(name=name).first()
+        if tool is None:
+            Tool.objects.create(name=name, synced_at=now, updated_at=now, **values)
+            changes["created"].append(name)
+        elif any(getattr(tool, field) != value for field, value in values.items()):
+            for field, value in values.items():
+                setattr(tool, field, value)
+            tool.synced_at = tool.updated_at = now
+            tool.save()
+            changes["updated"].append(name)
+    for tool in Tool.objects.filter(kind=ToolKind.PYTHON, available=True).exclude(name__in=list(registered)):
+        tool.available, tool.updated_at = False, now
+        tool.save(update_fields=["available", "updated_at"])
+        changes["retired"].append(tool.name)
+    if any(changes.values()):
+        audit_record(actor=actor, action="agent.tools.synced", target=None, details=changes)
+    return changes
+
+
+# --- runs ---------------------------------------------------------------------------------------------------------
+
+
+def _require(user: User, permission: str, doing: str) -> None:
+    if not user.has_perm(permission):
+        raise NotAllowed(f"You may not {doing}: it needs the permission {permission}.")
+
+
+@transaction.atomic
+def run_start(
+    *, actor: User, agent: str, input: dict[str, Any], label: str = "production", idempotency_key: str = ""
+) -> tuple[Run, bool]:
+    """Start a run of the agent version released under ``label`` (pinned, with the guardrail policies released
+    under it). The same ``idempotency_key`` from the same user returns the existing run. Returns (run, created)."""
+    _require(actor, "agents.start_run", "start runs")
+    if idempotency_key:
+        existing = Run.objects.filter(requested_by=actor, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            _same_request(existing, agent, input, label)
+            return existing, False
+    version = label_resolve(kind=AGENT_KIND, slug=agent, label=label)
+    pinned = (
+        LabelPointer.objects.filter(object__kind=POLICY_KIND, label__name=label)
+        .select_related("object", "version")
+        .order_by("object__slug")
+    )
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                agent=version.object, version=version, label=label, requested_by=actor, input=input,
+                idempotency_key=idempotency_key,
+                policy_versions=[{"slug": p.object.slug, "version": p.version.number, "id": p.version.pk}
+                                 for p in pinned],
+            )  # fmt: skip
+    except IntegrityError:  # the same key, started concurrently: the other request won
+        existing = Run.objects.get(requested_by=actor, idempotency_key=idempotency_key)
+        _same_request(existing, agent, input, label)
+        return existing, False
+    audit_record(
+        actor=audit_actor(actor), action="agent.run.started", target=run, correlation_id=run.correlation_id,
+        details={"agent": agent, "version": version.number, "label": label, "idempotency_key": idempotency_key,
+                 "policies": [f"{p['slug']} v{p['version']}" for p in run.policy_versions]},
+    )  # fmt: skip
+    _enqueue(run)
+    return run, True
+
+
+def _same_request(run: Run, agent: str, input: dict[str, Any], label: str) -> None:
+    if (run.agent.slug, run.input, run.label) != (agent, input, label):
+        raise Conflict(
+            "This idempotency key was used for a different request.",
+            code="idempotency_key_reused",
+            fields={"idempotency_key": [f"Already used for run {run.pk}."]},
+        )
+
+
+@transaction.atomic
+def run_cancel(*, actor: User, run: Run, reason: str = "") -> Run:
+    """Stop a run: at once when it is queued or waiting for a person, else at its next step boundary."""
+    _require(actor, "agents.cancel_run", "cancel runs")
+    run = Run.objects.select_for_update().select_related("agent").get(pk=run.pk)
+    if run.status in FINISHED_RUN_STATUSES:
+        raise Conflict(f"This run is {run.get_status_display()} already.", code="finished")
+    audit_record(actor=audit_actor(actor), action="agent.run.cancel_requested", target=run,
+                 correlation_id=run.correlation_id, details={"reason": reason, "status": run.status})  # fmt: skip
+    if run.status == RunStatus.RUNNING:
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+        return run
+    for step in run.steps.filter(status=StepStatus.AWAITING_APPROVAL).select_related("review"):
+        if step.review is not None:
+            review_item_withdraw(item=step.review)
+        step.status, step.error, step.finished_at = StepStatus.DENIED, "the run was cancelled", timezone.now()
+        step.save(update_fields=["status", "error", "finished_at"])
+    run.cancel_requested = True
+    run.save(update_fields=["cancel_requested"])
+    with audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
+        runtime._finish(
+            run, RunStatus.CANCELLED, error=f"Cancelled by {actor.get_username()}" + (f": {reason}" if reason else ".")
+        )
+    return run
+
+
+# --- approvals ----------------------------------------------------------------------------------------------------
+
+
+def approval_step(item: ReviewItem) -> Step:
+    if item.kind != ReviewKind.TOOL_APPROVAL or item.subject_type != STEP_SUBJECT:
+        raise NotFound("That review item is not a tool approval.")
+    return Step.objects.select_related("run", "run__agent", "run__version", "tool").get(pk=item.subject_id)
+
+
+@transaction.atomic
+def approval_decide(
+    *, actor: User, item: ReviewItem, decision: str, digest: str, comment: str = "",
+    arguments: dict[str, Any] | None = None,
+) -> ReviewItem:  # fmt: skip
+    """Approve, reject, or approve with edited arguments (``edit``). Bound to the digest of what was shown; an
+    edit re-binds the item to the new arguments, so approvals given to the old ones no longer count."""
+    item = ReviewItem.objects.select_for_update().get(pk=item.pk)
+    step = approval_step(item)
+    if decision not in ("approve", "reject", "edit"):
+        raise DomainError("Unknown decision.", fields={"decision": ["Choose approve, reject or edit."]})
+    if decision != "edit":
+        if arguments is not None:
+            raise DomainError("Arguments go with an edit.", fields={"arguments": ["Only with decision edit."]})
+        return review_decide(actor=actor, item=item, decision=decision, digest=digest, comment=comment)
+    if arguments is None:
+        raise DomainError("An edit needs the new arguments.", fields={"arguments": ["This field is required."]})
+    if digest != selectors.review_digest(item):
+        raise Conflict("What you reviewed is not what is pending: reload it and decide again.", code="stale_digest",
+                       fields={"digest": ["Does not match the item's current digest."]})  # fmt: skip
+    assert step.tool is not None
+    try:
+        tools.validate_arguments(step.tool.parameters, arguments)
+    except tools.ToolFailure as failure:
+        raise DomainError("The edited arguments are not valid.", fields={"arguments": [str(failure)]}) from None
+    if item.status == ReviewStatus.PENDING and item.requested_by_id != actor.pk:
+        before = item.payload.get("arguments")
+        item.payload = {**item.payload, "arguments": arguments}
+        item.digest = selectors.review_digest(item)
+        item.save(update_fields=["payload", "digest"])
+        audit_record(actor=audit_actor(actor), action="agent.approval.edited", target=step,
+                     correlation_id=step.run.correlation_id,
+                     details={"before": before, "after": arguments, "digest": item.digest})  # fmt: skip
+    return review_decide(actor=actor, item=item, decision="approve", digest=item.digest,
+                         comment=comment or "approved with edited arguments")  # fmt: skip
+
+
+def _settle(item: ReviewItem, approved: bool, why: str) -> None:
+    """Apply a final decision (or expiry) to the step it concerns and resume the run."""
+    step = approval_step(item)
+    run = Run.objects.select_for_update().get(pk=step.run_id)
+    step = Step.objects.select_for_update().select_related("tool").get(pk=step.pk)
+    if step.status != StepStatus.AWAITING_APPROVAL:
+        return
+    question = item.payload.get("question", "approval")
+    if approved:
+        step.status = StepStatus.EXECUTING if question == "interrupted" else StepStatus.PROPOSED
+        step.arguments = item.payload.get("arguments", step.arguments)
+        step.detail = {**step.detail, "approved": True, "approval": why}
+        step.save(update_fields=["status", "arguments", "detail"])
+    else:
+        step.status, step.finished_at = StepStatus.DENIED, timezone.now()
+        step.error = why if question == "approval" else f"not called again: {why}"
+        step.save(update_fields=["status", "error", "finished_at"])
+    audit_record(actor=Actor.system("approvals"), action=f"agent.approval.{'approved' if approved else 'denied'}",
+                 target=step, correlation_id=run.correlation_id, details={"why": why, "review": item.pk})  # fmt: skip
+    if run.status == RunStatus.AWAITING_APPROVAL and not run.steps.filter(status=StepStatus.AWAITING_APPROVAL).exists():
+        run.status, run.updated_at = RunStatus.QUEUED, timezone.now()
+        run.save(update_fields=["status", "updated_at"])
+        _enqueue(run)
+
+
+@receiver(review_item_decided, dispatch_uid="agents.approval_decided")
+def _approval_decided(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
+    if item.kind != ReviewKind.TOOL_APPROVAL or item.subject_type != STEP_SUBJECT:
+        return
+    last = item.decisions.order_by("-created_at", "-id").first()
+    who = f"{last.decider_label} ({last.decider_roles})" if last else "a person"
+    comment = f": {last.comment}" if last and last.comment else ""
+    if item.status == ReviewStatus.APPROVED:
+        _settle(item, True, f"approved by {who}{comment}")
+    else:
+        _settle(item, False, f"rejected by {who}{comment}")
+
+
+@receiver(review_item_expired, dispatch_uid="agents.approval_expired")
+def _approval_expired(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
+    if item.kind == ReviewKind.TOOL_APPROVAL and item.subject_type == STEP_SUBJECT:
+        _settle(item, False, "the approval expired before anyone decided: expiry denies")
+
+
+# --- compensation -------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def run_compensate(*, actor: User, run: Run, reason: str) -> Run:
+    """Ask for a finished run's side effects to be undone (newest first, by a Celery task)."""
+    _require(actor, "agents.compensate_run", "compensate runs")
+    if not reason.strip():
+        raise DomainError("Say why the run is undone.", fields={"reason": ["This field is required."]})
+    run = Run.objects.select_for_update().select_related("agent").get(pk=run.pk)
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT):
+        raise Conflict(f"A {run.get_status_display()} run cannot be compensated: cancel it or wait for it to end.")
+    if not _write_steps(run):
+        raise Conflict("This run changed nothing: there is nothing to undo.", code="nothing_to_undo")
+    audit_record(actor=audit_actor(actor), action="agent.run.compensation_requested", target=run,
+                 correlation_id=run.correlation_id, details={"reason": reason})  # fmt: skip
+    from agents.tasks import run_compensate_task
+
+    transaction.on_commit(lambda: run_compensate_task.delay(str(run.pk), actor.pk))
+    return run
+
+
+def _write_steps(run: Run) -> list[Step]:
+    return list(
+        run.steps.filter(kind=StepKind.TOOL_CALL, status=StepStatus.SUCCEEDED, tool__side_effect="write",
+                         compensates__isnull=True).select_related("tool").order_by("-seq")
+    )  # fmt: skip
+
+
+def compensate(run_id: Any, actor_id: int) -> None:
+    """Undo the run's successful write steps newest first through each tool's compensation. A step with no
+    compensation (or whose compensation fails) is sent to the review queue as not reversible; the run ends
+    ``rolled_back`` when everything was undone."""
+    actor = User.objects.get(pk=actor_id)
+    run = Run.objects.select_related("agent", "version").get(pk=run_id)
+    complete = True
+    for step in _write_steps(run):
+        assert step.tool is not None
+        compensation = step.tool.compensation
+        failure, arguments, result, tool = "", {}, None, None
+        if not compensation:
+            failure = f"{step.tool.name} has no compensation: it is not reversible"
+        else:
+            tool = Tool.objects.filter(name=compensation["tool"], available=True).first()
+            facts = {"args": step.arguments or {}, "result": step.result}
+            try:
+                arguments = {
+                    name: compile_condition(expr).value(facts) for name, expr in compensation["arguments"].items()
+                }
+                if tool is None:
+                    raise tools.ToolFailure(f"the compensating tool {compensation['tool']!r} is not available")
+                result = runtime.execute(tool, arguments, f"{run.pk}:{step.seq}:undo")
+            except (ConditionError, ConditionRuntimeError, tools.ToolFailure) as error:
+                failure = f"compensating {step.tool.name} failed: {error}"
+        with transaction.atomic(), audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
+            undo = runtime._add_step(run, StepKind.TOOL_CALL, StepStatus.FAILED if failure else StepStatus.SUCCEEDED,
+                                     tool=tool, arguments=arguments, result=result, error=failure, compensates=step,
+                                     detail={"tool_name": tool.name if tool else "", "compensation": True})  # fmt: skip
+            if failure:
+                complete = False
+                review_item_open(
+                    kind=ReviewKind.TOOL_APPROVAL, subject=undo,
+                    subject_label=f"undo {step.tool.name} of run {str(run.pk)[:8]}",
+                    reason=f"Not reversible automatically: {failure}. Undo it by hand, then approve; or reject.",
+                    raised_by=f"compensation of run {run.pk}", risk=step.tool.risk or Risk.HIGH, requested_by=actor,
+                    payload={"run": str(run.pk), "step": step.seq, "tool": step.tool.name, "arguments": step.arguments,
+                             "result": step.result, "question": "manual_undo"},
+                    due_in=dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS),
+                )  # fmt: skip
+            else:
+                step.status = StepStatus.COMPENSATED
+                step.save(update_fields=["status"])
+            audit_record(
+                actor=audit_actor(actor),
+                action="agent.tool.not_reversible" if failure else "agent.tool.compensated",
+                target=step,
+                details={"tool": step.tool.name, "undo_step": undo.seq, "error": failure,
+                         "arguments": json.loads(json.dumps(arguments, default=str))},
+            )  # fmt: skip
+    with transaction.atomic(), audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if complete:
+            run.status, run.updated_at = RunStatus.ROLLED_BACK, timezone.now()
+            run.save(update_fields=["status", "updated_at"])
+        audit_record(actor=audit_actor(actor), action="agent.run.compensated", target=run,
+                     details={"complete": complete, "status": run.status})  # fmt: skip
+
+
+def runs_sweep() -> int:
+    """Enqueue every run that should be moving but is not: running with an expired lease, or queued for longer
+    than a lease (its message was lost). Returns how many were enqueued."""
+    from agents.tasks import run_advance_task
+
+    now = timezone.now()
+    stale = Run.objects.filter(
+        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        | Q(status=RunStatus.QUEUED, updated_at__lt=now - dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS))
+    ).values_list("pk", flat=True)
+    count = 0
+    for run_id in stale:
+        run_advance_task.delay(str(run_id))
+        count += 1
+    return count

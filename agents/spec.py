@@ -1,0 +1,180 @@
+"""The agent definition spec (governed kind ``agent``): its JSON Schema and the checks beyond it.
+
+Beyond the schema: every granted tool exists, every CEL expression compiles (grant approval conditions and
+argument constraints, script conditions and arguments, answer templates), grant expiries are timestamps, and a
+``scripted`` model has a script while other providers have none. See ``docs/agents.md``.
+"""
+
+import datetime as dt
+import re
+from typing import Any
+
+from governance.policies import ConditionError, compile_condition
+
+AUTONOMY = ("observe", "propose", "supervised", "autonomous")
+PROVIDERS = ("scripted", "openai")
+_EXPRESSION = re.compile(r"\{\{\s*(.+?)\s*\}\}")
+
+_CEL = {"type": "string", "minLength": 1, "maxLength": 4000}
+
+AGENT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Agent definition",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["instructions", "model", "autonomy", "budgets"],
+    "properties": {
+        "description": {"type": "string", "maxLength": 2000},
+        "instructions": {"type": "string", "minLength": 1, "maxLength": 20000, "description": "The system prompt."},
+        "model": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["provider", "name"],
+            "properties": {
+                "provider": {"enum": list(PROVIDERS)},
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "base_url": {"type": "string", "format": "uri", "maxLength": 500},
+                "api_key_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$", "default": "OPENAI_API_KEY"},
+                "parameters": {"type": "object", "description": "Passed to the model: temperature, max_tokens, ..."},
+                "pricing": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "Cost per 1,000 tokens, for the cost budget.",
+                    "properties": {
+                        "input_per_1k": {"type": "number", "minimum": 0},
+                        "output_per_1k": {"type": "number", "minimum": 0},
+                    },
+                },
+                "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600, "default": 60},
+                "max_retries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 3},
+            },
+        },
+        "autonomy": {
+            "enum": list(AUTONOMY),
+            "description": "observe: no write tools; propose: every write needs approval; supervised: high and "
+            "critical writes need approval; autonomous: the grants and the policies alone decide.",
+        },
+        "budgets": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["steps"],
+            "properties": {
+                "steps": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "tokens": {"type": "integer", "minimum": 1},
+                "cost": {"type": "number", "minimum": 0},
+                "wall_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+            },
+        },
+        "grants": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["tool"],
+                "properties": {
+                    "tool": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "approval": {
+                        "oneOf": [
+                            {"enum": ["never", "always"]},
+                            {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["when"],
+                                "properties": {"when": _CEL},
+                            },
+                        ],
+                        "default": "never",
+                        "description": "never, always, or {'when': CEL over args, input, tool, risk}.",
+                    },
+                    "constraints": {
+                        "type": "array",
+                        "items": _CEL,
+                        "description": "CEL conditions over args, input, tool and risk; each must hold.",
+                    },
+                    "rate_limit": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["calls", "per_seconds"],
+                        "properties": {
+                            "calls": {"type": "integer", "minimum": 1},
+                            "per_seconds": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                    "expires_at": {"type": "string", "description": "ISO 8601 timestamp; no calls after it."},
+                },
+            },
+        },
+        "script": {
+            "type": "array",
+            "description": "For the scripted provider: tool calls and answers, in order.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "when": _CEL,
+                    "call": {"type": "string", "minLength": 1},
+                    "arguments": {"type": "object", "additionalProperties": _CEL},
+                    "answer": {"type": "string", "minLength": 1, "maxLength": 20000},
+                },
+                "oneOf": [{"required": ["call"]}, {"required": ["answer"]}],
+            },
+        },
+    },
+}
+
+
+def _compile(expression: str, path: str, errors: dict[str, list[str]]) -> None:
+    try:
+        compile_condition(expression)
+    except ConditionError as error:
+        errors.setdefault(path, []).append(f"the expression does not compile: {error}")
+
+
+def parse_expiry(value: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def validate_agent(spec: Any) -> dict[str, list[str]]:
+    """Field errors of an agent spec that satisfies the schema (see the module docstring)."""
+    from agents.models import Tool
+
+    errors: dict[str, list[str]] = {}
+    grants = spec.get("grants") or []
+    names = [grant["tool"] for grant in grants]
+    known = set(Tool.objects.filter(name__in=names, available=True).values_list("name", flat=True))
+    seen: set[str] = set()
+    for index, grant in enumerate(grants):
+        path = f"grants[{index}]"
+        if grant["tool"] not in known:
+            errors.setdefault(f"{path}.tool", []).append(f"There is no tool {grant['tool']!r}.")
+        if grant["tool"] in seen:
+            errors.setdefault(f"{path}.tool", []).append(f"The tool {grant['tool']!r} is granted twice.")
+        seen.add(grant["tool"])
+        approval = grant.get("approval")
+        if isinstance(approval, dict):
+            _compile(approval["when"], f"{path}.approval.when", errors)
+        for c_index, constraint in enumerate(grant.get("constraints") or []):
+            _compile(constraint, f"{path}.constraints[{c_index}]", errors)
+        if "expires_at" in grant and parse_expiry(grant["expires_at"]) is None:
+            errors.setdefault(f"{path}.expires_at", []).append("Write a timestamp like 2027-01-31T18:00:00Z.")
+    script = spec.get("script")
+    provider = spec["model"]["provider"]
+    if provider == "scripted" and not script:
+        errors.setdefault("script", []).append("A scripted model needs a script.")
+    if provider != "scripted" and script:
+        errors.setdefault("script", []).append(f"Only the scripted provider uses a script, not {provider!r}.")
+    for index, entry in enumerate(script or []):
+        path = f"script[{index}]"
+        if "when" in entry:
+            _compile(entry["when"], f"{path}.when", errors)
+        if "call" in entry and entry["call"] not in names:
+            errors.setdefault(f"{path}.call", []).append(f"The script calls {entry['call']!r}, which is not granted.")
+        for name, expression in (entry.get("arguments") or {}).items():
+            _compile(expression, f"{path}.arguments.{name}", errors)
+        for match in _EXPRESSION.finditer(entry.get("answer") or ""):
+            _compile(match.group(1), f"{path}.answer", errors)
+    return errors

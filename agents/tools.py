@@ -1,0 +1,179 @@
+"""Tools registered in code: the ``@tool`` decorator, the registry, and argument schemas from type hints.
+
+A tool is a plain function of keyword arguments returning something JSON-serialisable::
+
+    @tool("inventory.check_stock", "How many units of a SKU are in stock.", risk="low")
+    def check_stock(sku: str) -> dict: ...
+
+Its argument schema is derived from the type hints (``str``, ``int``, ``float``, ``bool``, ``list[...]``,
+``dict``, ``Literal[...]``, ``X | None``; a parameter with a default is optional) unless one is given. Every
+registered tool is written to the ``Tool`` table by ``agents.services.tools_sync`` (after every ``migrate`` and
+by ``manage.py sync_tools``); grants and runs refer to that row. Running a tool never crashes the caller: a
+tool that raises, times out or returns something that is not JSON gives a ``ToolFailure`` with the reason.
+"""
+
+import inspect
+import json
+import threading
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import jsonschema
+from django.db import connections
+
+RISKS = ("low", "medium", "high", "critical")
+SIDE_EFFECTS = ("read", "write")
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """The tool that undoes a call, and its arguments: each a CEL expression over ``args`` (the original call's
+    arguments) and ``result`` (what it returned), e.g. ``{"order_id": "result.order_id"}``."""
+
+    tool: str
+    arguments: Mapping[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tool": self.tool, "arguments": dict(self.arguments)}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    function: Callable[..., Any]
+    parameters: dict[str, Any]
+    side_effect: str = "read"
+    risk: str = "low"
+    idempotent: bool = True
+    timeout: float = 10.0
+    compensation: Compensation | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ToolSpec] = {}
+
+
+def _schema_of(annotation: Any) -> dict[str, Any]:
+    origin = get_origin(annotation)
+    if annotation is str:
+        return {"type": "string"}
+    if annotation is bool:
+        return {"type": "boolean"}
+    if annotation is int:
+        return {"type": "integer"}
+    if annotation is float:
+        return {"type": "number"}
+    if annotation in (dict, Any) or origin is dict:
+        return {"type": "object"} if annotation is not Any else {}
+    if annotation is list or origin is list:
+        args = get_args(annotation)
+        return {"type": "array", **({"items": _schema_of(args[0])} if args else {})}
+    if origin is Literal:
+        return {"enum": list(get_args(annotation))}
+    if origin in (Union, types.UnionType):
+        options = [arg for arg in get_args(annotation) if arg is not type(None)]
+        schemas = [_schema_of(option) for option in options]
+        nullable = len(options) < len(get_args(annotation))
+        schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+        return {"anyOf": [schema, {"type": "null"}]} if nullable else schema
+    raise TypeError(f"cannot derive a JSON Schema from the type {annotation!r}: give parameters= explicitly")
+
+
+def parameters_from_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The JSON Schema of ``function``'s keyword arguments, from its type hints."""
+    hints = get_type_hints(function)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name not in hints:
+            raise TypeError(f"the parameter {name!r} of {function.__qualname__} has no type hint")
+        properties[name] = _schema_of(hints[name])
+        if parameter.default is inspect.Parameter.empty:
+            required.append(name)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def tool(
+    name: str,
+    description: str,
+    *,
+    side_effect: Literal["read", "write"] = "read",
+    risk: Literal["low", "medium", "high", "critical"] = "low",
+    idempotent: bool = True,
+    timeout: float = 10.0,
+    parameters: dict[str, Any] | None = None,
+    compensation: Compensation | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``function`` as the tool ``name`` (see the module docstring)."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        schema = parameters if parameters is not None else parameters_from_hints(function)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        if name in _REGISTRY and _REGISTRY[name].function is not function:
+            raise ValueError(f"a tool called {name!r} is registered already")
+        _REGISTRY[name] = ToolSpec(
+            name=name,
+            description=description,
+            function=function,
+            parameters=schema,
+            side_effect=side_effect,
+            risk=risk,
+            idempotent=idempotent,
+            timeout=timeout,
+            compensation=compensation,
+        )
+        return function
+
+    return register
+
+
+def registered() -> dict[str, ToolSpec]:
+    return dict(_REGISTRY)
+
+
+class ToolFailure(Exception):
+    """A tool call that did not succeed: bad arguments, an error in the tool, a timeout, a result that is not JSON."""
+
+
+def validate_arguments(schema: dict[str, Any], arguments: Any) -> None:
+    """``ToolFailure`` naming every problem when ``arguments`` do not satisfy the tool's schema."""
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(arguments), key=lambda e: list(e.path))
+    if errors:
+        problems = "; ".join(
+            (".".join(str(part) for part in error.path) + ": " if error.path else "") + error.message
+            for error in errors
+        )
+        raise ToolFailure(f"invalid arguments: {problems}")
+
+
+def call_with_timeout(function: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> Any:
+    """Run ``function(**arguments)`` in a helper thread; ``ToolFailure`` on an error, a timeout or a result that
+    is not JSON. A timed-out call is abandoned (its thread is a daemon), never awaited."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = function(**arguments)
+        except BaseException as error:  # the tool's failure is reported, never raised into the worker
+            outcome["error"] = error
+        finally:
+            connections.close_all()  # the thread's own database connections, if the tool opened any
+
+    thread = threading.Thread(target=target, daemon=True, name="tool-call")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ToolFailure(f"timed out after {timeout:g} s")
+    if "error" in outcome:
+        error = outcome["error"]
+        raise ToolFailure(f"{type(error).__name__}: {error}")
+    result = outcome.get("result")
+    try:
+        return json.loads(json.dumps(result, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ToolFailure(f"the tool returned something that is not JSON: {error}") from None
