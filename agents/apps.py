@@ -1,6 +1,9 @@
 from typing import Any
 
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 
 
@@ -17,8 +20,11 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        from agents import demo, services, spec  # noqa: F401  (demo registers its tools)
+        from agents import services, spec
         from governance.models import Risk
+
+        for module in settings.AGENTS_TOOL_MODULES:
+            import_module(module)  # registers the module's @tool functions
         from governance.registry import GovernedKind, register
 
         register(

@@ -533,8 +533,8 @@ def execute(tool: Tool, arguments: dict[str, Any], idempotency_key: str) -> Any:
         raise tools.ToolFailure(f"the tool {tool.name!r} has no implementation in this installation")
     tools.validate_arguments(tool.parameters, arguments)
     call_arguments = dict(arguments)
-    if "idempotency_key" in inspect.signature(spec.function).parameters:
-        call_arguments["idempotency_key"] = idempotency_key
+    if tools.IDEMPOTENCY_KEY in inspect.signature(spec.function).parameters:
+        call_arguments[tools.IDEMPOTENCY_KEY] = idempotency_key
     return tools.call_with_timeout(spec.function, call_arguments, tool.timeout_seconds)
 
 

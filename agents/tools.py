@@ -6,7 +6,8 @@ A tool is a plain function of keyword arguments returning something JSON-seriali
     def check_stock(sku: str) -> dict: ...
 
 Its argument schema is derived from the type hints (``str``, ``int``, ``float``, ``bool``, ``list[...]``,
-``dict``, ``Literal[...]``, ``X | None``; a parameter with a default is optional) unless one is given. Every
+``dict``, ``Literal[...]``, ``X | None``; a parameter with a default is optional; ``idempotency_key`` is filled
+in by the runtime) unless one is given. Every
 registered tool is written to the ``Tool`` table by ``agents.services.tools_sync`` (after every ``migrate`` and
 by ``manage.py sync_tools``); grants and runs refer to that row. Running a tool never crashes the caller: a
 tool that raises, times out or returns something that is not JSON gives a ``ToolFailure`` with the reason.
@@ -24,6 +25,9 @@ import jsonschema
 from django.db import connections
 
 RISKS = ("low", "medium", "high", "critical")
+# A tool function with a parameter of this name gets the step's idempotency key (the same on a retry after a
+# crash); it is not an argument the model sees.
+IDEMPOTENCY_KEY = "idempotency_key"
 SIDE_EFFECTS = ("read", "write")
 
 
@@ -88,7 +92,7 @@ def parameters_from_hints(function: Callable[..., Any]) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[str] = []
     for name, parameter in inspect.signature(function).parameters.items():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or name == IDEMPOTENCY_KEY:
             continue
         if name not in hints:
             raise TypeError(f"the parameter {name!r} of {function.__qualname__} has no type hint")

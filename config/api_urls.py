@@ -9,4 +9,5 @@ urlpatterns = [
     path("audit/", include("audit.api.urls")),
     path("", include("governance.api.urls")),
     path("", include("personas.api.urls")),
+    path("", include("agents.api.urls")),
 ]

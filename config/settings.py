@@ -84,6 +84,8 @@ AGENTS_LEASE_SECONDS = env_int("AGENTS_LEASE_SECONDS", 60, minimum=2)
 AGENTS_MAX_DELIVERIES = env_int("AGENTS_MAX_DELIVERIES", 5, minimum=1)
 AGENTS_APPROVAL_HOURS = env_int("AGENTS_APPROVAL_HOURS", 24, minimum=1)
 AGENTS_SWEEP_SECONDS = env_int("AGENTS_SWEEP_SECONDS", 30, minimum=1)
+# Python modules whose @tool functions are registered at start (and synced to the database after migrate).
+AGENTS_TOOL_MODULES = env_list("AGENTS_TOOL_MODULES", ["agents.demo"])
 # Personas: how long a conversation handed to a person may wait for one before it is closed (expiry denies).
 PERSONAS_HANDOVER_MINUTES = env_int("PERSONAS_HANDOVER_MINUTES", 240, minimum=1)
 

@@ -1,0 +1,69 @@
+"""Serializers for agents, tools, runs and approvals: input per use case, output per resource."""
+
+from rest_framework import serializers
+
+from agents.models import Run, Step, Tool
+
+
+class RunStartSerializer(serializers.Serializer):
+    input = serializers.DictField(help_text="The run's input, a JSON object.")
+    label = serializers.SlugField(  # type: ignore[assignment]  # a field named like Field.label
+        max_length=40, default="production", help_text="The release label whose agent version runs."
+    )
+    idempotency_key = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="",
+        help_text="Send the same key again to get the same run back instead of a second one.",
+    )  # fmt: skip
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class CompensateSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class ApprovalDecideSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approve", "reject", "edit"])
+    digest = serializers.RegexField(r"^[0-9a-f]{64}$", help_text="The approval's digest, as shown to you.")
+    arguments = serializers.DictField(required=False, help_text="With edit: the arguments to run the tool with.")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+class ToolSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tool
+        fields = ["name", "description", "kind", "parameters", "side_effect", "risk", "idempotent",
+                  "timeout_seconds", "compensation", "available"]  # fmt: skip
+
+
+class StepSerializer(serializers.ModelSerializer):
+    tool = serializers.CharField(source="detail.tool_name", default="")
+    duration_ms = serializers.IntegerField(read_only=True)
+    approval = serializers.IntegerField(source="review_id", default=None)
+    compensates = serializers.IntegerField(source="compensates.seq", default=None)
+
+    class Meta:
+        model = Step
+        fields = ["seq", "kind", "status", "tool", "arguments", "result", "error", "tokens", "cost", "approval",
+                  "compensates", "started_at", "finished_at", "duration_ms"]  # fmt: skip
+
+
+class RunSerializer(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent.slug")
+    version = serializers.IntegerField(source="version.number")
+    requested_by = serializers.CharField(source="requested_by.username")
+
+    class Meta:
+        model = Run
+        fields = ["id", "agent", "version", "label", "status", "input", "result", "error", "requested_by",
+                  "idempotency_key", "correlation_id", "steps_used", "tokens_used", "cost_used", "cancel_requested",
+                  "created_at", "started_at", "finished_at"]  # fmt: skip
+
+
+class RunDetailSerializer(RunSerializer):
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "steps"]

@@ -1,0 +1,129 @@
+"""Agents, tools, runs and tool approvals over the API. Views translate HTTP to service calls; the services
+check permissions and every rule, so the console and the API refuse the same things."""
+
+import uuid
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agents import services
+from agents.api import serializers as s
+from agents.models import Run, Tool
+from config.errors import NotFound
+from config.permissions import has_perms
+from governance import selectors
+from governance.api.serializers import ReviewItemSerializer
+from governance.api.views import GovernedViewSet, request_user, validated
+from governance.models import ReviewItem, ReviewKind
+
+
+class AgentViewSet(GovernedViewSet):
+    kind = services.AGENT_KIND
+
+    @extend_schema(request=s.RunStartSerializer, responses={202: s.RunSerializer, 200: s.RunSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[has_perms("agents.start_run")])
+    def runs(self, request: Request, slug: str) -> Response:
+        """Start a run (202, enqueued after commit); the same idempotency key returns the same run (200)."""
+        data = validated(s.RunStartSerializer, request)
+        run, created = services.run_start(actor=request_user(request), agent=slug, **data)
+        return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class ToolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Tool.objects.all()
+    serializer_class = s.ToolSerializer
+    lookup_field = "name"
+    lookup_value_regex = r"[A-Za-z0-9_.\-]+"
+    permission_classes = [has_perms("agents.view_tool")]
+
+
+class RunFilter(filters.FilterSet):
+    agent = filters.CharFilter(field_name="agent__slug")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Run
+        fields = ["agent", "status", "label"]
+
+
+class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Runs: a client sees its own; roles that read runs (Viewer and up) see all."""
+
+    serializer_class = s.RunSerializer
+    filterset_class = RunFilter
+
+    def get_queryset(self) -> QuerySet[Run]:
+        runs = Run.objects.select_related("agent", "version", "requested_by")
+        user = request_user(self.request)
+        return runs if user.has_perm("agents.view_run") else runs.filter(requested_by=user)
+
+    def _run(self, pk: str) -> Run:
+        try:
+            uuid.UUID(pk)
+        except ValueError:
+            raise NotFound("There is no such run.") from None
+        run = self.get_queryset().filter(pk=pk).first()
+        if run is None:
+            raise NotFound("There is no such run.")
+        return run
+
+    def _detail(self, run: Run, code: int = status.HTTP_200_OK) -> Response:
+        run = self.get_queryset().prefetch_related("steps__compensates").get(pk=run.pk)
+        return Response(s.RunDetailSerializer(run).data, status=code)
+
+    @extend_schema(responses=s.RunDetailSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        """The run's status and its steps, in order."""
+        return self._detail(self._run(pk))
+
+    @extend_schema(request=s.ReasonSerializer, responses=s.RunDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Stop the run: at once when it is queued or waiting for a person, else at its next step boundary."""
+        data = validated(s.ReasonSerializer, request)
+        return self._detail(services.run_cancel(actor=request_user(request), run=self._run(pk), **data))
+
+    @extend_schema(request=s.CompensateSerializer, responses={202: s.RunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def compensate(self, request: Request, pk: str) -> Response:
+        """Undo the run's write steps, newest first, through each tool's compensation (Operators)."""
+        data = validated(s.CompensateSerializer, request)
+        run = services.run_compensate(actor=request_user(request), run=self._run(pk), **data)
+        return self._detail(run, status.HTTP_202_ACCEPTED)
+
+
+class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Tool approvals: the review queue's items of kind tool_approval."""
+
+    serializer_class = ReviewItemSerializer
+    permission_classes = [has_perms("governance.view_reviewitem")]
+    filterset_fields = ["status", "risk"]
+
+    def get_queryset(self) -> QuerySet[ReviewItem]:
+        return ReviewItem.objects.filter(kind=ReviewKind.TOOL_APPROVAL).prefetch_related("decisions")
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        """The approval, with the run's timeline so far; decide with the digest shown here."""
+        item = get_object_or_404(self.get_queryset(), pk=pk)
+        step = services.approval_step(item)
+        data = dict(ReviewItemSerializer(item).data)
+        data["digest"] = selectors.review_digest(item)
+        data["run"] = s.RunDetailSerializer(Run.objects.prefetch_related("steps").get(pk=step.run_id)).data
+        return Response(data)
+
+    @extend_schema(request=s.ApprovalDecideSerializer, responses=ReviewItemSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[has_perms("governance.decide_reviewitem")])
+    def decide(self, request: Request, pk: str) -> Response:
+        """Approve, reject, or approve with edited arguments (edit). Never your own request; critical tools need
+        two approvers; the decision is bound to the digest you were shown."""
+        data = validated(s.ApprovalDecideSerializer, request)
+        item = services.approval_decide(actor=request_user(request), item=get_object_or_404(self.get_queryset(), pk=pk),
+                                        **data)  # fmt: skip
+        return Response(ReviewItemSerializer(self.get_queryset().get(pk=item.pk)).data)
