@@ -1,6 +1,5 @@
-from typing import Any
-
 from importlib import import_module
+from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings

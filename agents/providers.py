@@ -155,13 +155,11 @@ class OpenAIProvider:
                                               "parameters": t["parameters"]}}
             for t in tools
         ]  # fmt: skip
+        request: dict[str, Any] = {"model": model["name"], "messages": wire_messages, **(model.get("parameters") or {})}
+        if wire_tools:
+            request["tools"] = wire_tools
         try:
-            response = client.chat.completions.create(
-                model=model["name"],
-                messages=wire_messages,  # type: ignore[arg-type]
-                **({"tools": wire_tools} if wire_tools else {}),  # type: ignore[arg-type]
-                **dict(model.get("parameters") or {}),
-            )
+            response = client.chat.completions.create(**request)
         except (
             openai.APITimeoutError,
             openai.APIConnectionError,

@@ -1,6 +1,7 @@
 """Personas and conversations in the console: the validation panel, transcripts, and an Operator's hand-over work."""
 
 import json
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,7 +18,7 @@ from personas.models import Role as MessageRole
 
 pytestmark = pytest.mark.django_db
 
-PERSONA = {
+PERSONA: dict[str, Any] = {
     "greeting": "Hello! Ask me about opening hours.",
     "fallback": "Sorry, I only know our opening hours.",
     "handover": "A colleague will take over here.",
