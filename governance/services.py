@@ -619,6 +619,7 @@ def label_resolve(*, kind: str, slug: str, label: str) -> Version:
         .first()
     )
     if pointer is None:
+        _label(label)  # an unknown label is a field error, not an unreleased object
         title = get_kind(kind).title
         if not GovernedObject.objects.filter(kind=kind, slug=slug).exists():
             raise NotFound(f"There is no {title} {slug!r}.")

@@ -140,7 +140,7 @@ def _guardrail_flag(decision: policies.Decision) -> dict[str, Any]:
 def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
     """An outgoing text through the style guide, then the ``output`` guardrails."""
     out = _Outgoing(reply.text, Role.PERSONA, flow=reply.flow, step=reply.step)
-    fallback = flows.render(ctx.spec["fallback"], {"persona_name": ctx.conversation.version.name})
+    fallback = _reply(ctx, ctx.spec["fallback"], "fallback").text
     if ctx.guide is not None:
         violations = styleguide.lint(out.text, ctx.guide)
         blocking = [v for v in violations if v.severity == "block"]
@@ -167,9 +167,14 @@ def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
         out.text = _redacted(decision, out.text)
     elif decision.effect in {"escalate", "require_approval"}:
         out.flags.append(_guardrail_flag(decision))
-        out.text = flows.render(ctx.spec["handover"], {"persona_name": ctx.conversation.version.name})
+        out.text = _reply(ctx, ctx.spec["handover"], "handover").text
         ctx.escalate = ctx.escalate or _decision_reason(decision)
     return out
+
+
+def _reply(ctx: _Context, template: str, kind: str) -> engine.Reply:
+    """A persona text that comes from the spec rather than a flow step: only ``{{persona_name}}`` is filled in."""
+    return engine.Reply(flows.render(template, {"persona_name": ctx.conversation.version.name}), kind)
 
 
 def _decision_reason(decision: policies.Decision) -> str:
@@ -298,37 +303,35 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
     user = _Outgoing(text, Role.USER)
     replies: list[_Outgoing] = []
     turn: engine.Turn | None = None
+    flow_before = (conversation.state or {}).get("flow") or ""
+    decision = guardrail_check(
+        checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=actor, target=conversation
+    )
+    if decision.effect != "allow":
+        user.flags.append(_guardrail_flag(decision))
+    if decision.effect == "redact":
+        user.text = _redacted(decision, text)
     if conversation.status == ConversationStatus.ESCALATED:
-        pass  # a person answers from the console
+        pass  # a person answers from the console; the message is stored for them, as the guardrails left it
+    elif decision.effect == "deny":
+        denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
+        replies.append(_persona_message(ctx, _reply(ctx, denied, "denied")))
+    elif decision.effect in {"escalate", "require_approval"}:
+        replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
+        ctx.escalate = _decision_reason(decision)
     else:
-        decision = guardrail_check(
-            checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=actor, target=conversation
-        )
-        heard = text
-        if decision.effect != "allow":
-            user.flags.append(_guardrail_flag(decision))
-        if decision.effect == "deny":
-            denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
-            replies.append(_persona_message(ctx, engine.Reply(denied, "denied")))
-        elif decision.effect in {"escalate", "require_approval"}:
-            handover = flows.render(ctx.spec["handover"], {"persona_name": conversation.version.name})
-            replies.append(_persona_message(ctx, engine.Reply(handover, "handover")))
-            ctx.escalate = _decision_reason(decision)
-        else:
-            if decision.effect == "redact":
-                heard = user.text = _redacted(decision, text)
-            turn = engine.receive(ctx.spec, conversation.state, heard, conversation.version.name)
-            replies.extend(_persona_message(ctx, reply) for reply in turn.replies)
-            conversation.state = turn.state
-            ctx.escalate = ctx.escalate or turn.outcome.escalate
-            if turn.outcome.handoff is not None:
-                handoff = turn.outcome.handoff
-                ctx.escalate = ctx.escalate or (
-                    f"Flow {handoff['flow']!r}, step {handoff['step']!r} hands off to the agent {handoff['agent']!r} "
-                    f"({handoff['label']}), but agent runs are not available in this installation: handed to a "
-                    "person instead."
-                )
-                replies.append(_persona_message(ctx, engine.Reply(ctx.spec["handover"], "handover")))
+        turn = engine.receive(ctx.spec, conversation.state, user.text, conversation.version.name)
+        replies.extend(_persona_message(ctx, reply) for reply in turn.replies)
+        conversation.state = turn.state
+        ctx.escalate = ctx.escalate or turn.outcome.escalate
+        if turn.outcome.handoff is not None:
+            handoff = turn.outcome.handoff
+            ctx.escalate = ctx.escalate or (
+                f"Flow {handoff['flow']!r}, step {handoff['step']!r} hands off to the agent {handoff['agent']!r} "
+                f"({handoff['label']}), but agent runs are not available in this installation: handed to a "
+                "person instead."
+            )
+            replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
     messages = _store(ctx, [user, *replies])
     if ctx.escalate:
         _escalate(ctx, ctx.escalate)
@@ -337,7 +340,7 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
     _save(conversation, "state", "status", "escalation_reason", "closed_at")
     if conversation.status == ConversationStatus.CLOSED:
         audit_record(actor=actor, action="persona.conversation.closed", target=conversation,
-                     details={"by": "flow", "flow": turn.matched_flow if turn else ""})  # fmt: skip
+                     details={"by": "flow", "flow": (turn.matched_flow if turn else "") or flow_before})  # fmt: skip
     audit_record(
         actor=actor,
         action="persona.conversation.turn",
@@ -444,7 +447,8 @@ def conversation_hand_back(*, actor: User, conversation: Conversation, comment: 
         review_item_resolve(actor=actor, item=item, comment=comment or "handed back to the persona")
     conversation.status, conversation.escalation_reason = ConversationStatus.ACTIVE, ""
     conversation.state = {**engine.initial_state(), "slots": (conversation.state or {}).get("slots", {})}
-    messages = _store(ctx, [_persona_message(ctx, engine.Reply(engine.message(ctx.spec, "handed_back"), "intent"))])
+    back = _reply(ctx, engine.message(ctx.spec, "handed_back"), "intent")
+    messages = _store(ctx, [_persona_message(ctx, back)])
     if ctx.escalate:
         _escalate(ctx, ctx.escalate)
     _save(conversation, "status", "escalation_reason", "state")

@@ -1,0 +1,143 @@
+"""Agents in the console: tools, agent definitions (the shared governed pages), and runs with their timeline.
+
+A run's page shows each step with its duration, tokens, cost, arguments, result, and the approvals with who
+decided; Operators cancel and compensate from it, through the same services as the API. A live run's page
+refreshes itself until the run ends.
+"""
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from agents import services
+from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool
+from config.errors import DomainError
+from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+
+
+@admin.register(AgentDefinition)
+class AgentDefinitionAdmin(GovernedObjectAdmin):
+    kind = services.AGENT_KIND
+
+
+@admin.register(Tool)
+class ToolAdmin(ReadOnly):
+    list_display = ("name", "kind", "side_effect", "risk", "idempotent", "timeout_seconds", "available")
+    list_filter = ("kind", "side_effect", "risk", "available")
+    search_fields = ("name", "description")
+    fields = ("name", "description", "kind", "side_effect", "risk", "idempotent", "timeout_seconds",
+              "parameters_pretty", "compensation", "available", "synced_at")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="arguments (JSON Schema)")
+    def parameters_pretty(self, tool: Tool) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(tool.parameters, indent=2))
+
+
+class RunActionForm(forms.Form):
+    reason = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        help_text="Why: recorded in the audit trail. Required to compensate.",
+    )  # fmt: skip
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False)[:2000]
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnly):
+    list_display = ("short_id", "agent", "version_number", "status", "requested_by", "steps_used", "tokens_used",
+                    "cost_used", "created_at")  # fmt: skip
+    list_filter = ("status", "label", "agent")
+    list_select_related = ("agent", "version", "requested_by")
+    search_fields = ("id", "agent__slug", "requested_by__username", "idempotency_key")
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # no unbounded COUNT(*) on a large table
+    change_form_template = "admin/agents/run_change_form.html"
+    fields = ("agent", "version_number", "label", "status", "requested_by", "input_pretty", "result_pretty", "error",
+              "steps_used", "tokens_used", "cost_used", "correlation_id", "created_at", "started_at", "finished_at",
+              "timeline")  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
+        return super().get_queryset(request).select_related("agent", "version", "requested_by")
+
+    @admin.display(description="run", ordering="id")
+    def short_id(self, run: Run) -> str:
+        return str(run.pk)[:8]
+
+    @admin.display(description="version", ordering="version__number")
+    def version_number(self, run: Run) -> str:
+        return f"v{run.version.number}"
+
+    @admin.display(description="input")
+    def input_pretty(self, run: Run) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(run.input, indent=2, ensure_ascii=False))
+
+    @admin.display(description="result")
+    def result_pretty(self, run: Run) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(run.result, indent=2, ensure_ascii=False)) if run.result else "—"
+
+    @admin.display(description="timeline")
+    def timeline(self, run: Run) -> str:
+        rows = []
+        for step in run.steps.select_related("review", "compensates").prefetch_related("review__decisions"):
+            decided = ""
+            if step.review is not None:
+                link = reverse("admin:governance_reviewitem_change", args=[step.review.pk])
+                who = "; ".join(
+                    f"{d.decider_label} ({d.decider_roles}) {d.decision}d" for d in step.review.decisions.all()
+                )
+                decided = format_html('<a href="{}">{}</a> {}', link, step.review.get_status_display(), who)
+            rows.append((
+                step.seq, step.get_kind_display(), step.status, step.detail.get("tool_name", ""),
+                f"{step.duration_ms} ms" if step.duration_ms is not None else "…", step.tokens or "", step.cost or "",
+                _json(step.arguments), _json(step.result) or step.error or step.detail.get("text", ""), decided,
+            ))  # fmt: skip
+        if not rows:
+            return "No steps yet."
+        return format_html(
+            '<table class="timeline"><tr><th>#</th><th>step</th><th>status</th><th>tool</th><th>took</th>'
+            "<th>tokens</th><th>cost</th><th>arguments</th><th>result / error</th><th>approval</th></tr>{}</table>",
+            format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>", rows,
+            ),
+        )  # fmt: skip
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        user = request.user
+        can_cancel = user.has_perm("agents.cancel_run") and run.status not in FINISHED_RUN_STATUSES
+        can_compensate = user.has_perm("agents.compensate_run") and run.status in (
+            RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT,
+        )  # fmt: skip
+        form = RunActionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            try:
+                if "_cancel" in request.POST:
+                    services.run_cancel(actor=_user(request), run=run, reason=reason)
+                    messages.success(request, "The run is cancelled (a running one stops at its next step).")
+                elif "_compensate" in request.POST:
+                    services.run_compensate(actor=_user(request), run=run, reason=reason)
+                    messages.success(request, "Compensation started: the undo steps appear in the timeline.")
+            except DomainError as error:
+                _report(request, error)
+            return HttpResponseRedirect(request.path)
+        extra = {
+            **(extra_context or {}),
+            "action_form": form,
+            "can_cancel": can_cancel,
+            "can_compensate": can_compensate,
+            "live": run.status not in FINISHED_RUN_STATUSES,
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra)
