@@ -16,8 +16,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from agents import services
-from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool
+from agents import http_tools, services
+from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool, ToolKind
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
 
@@ -27,18 +27,88 @@ class AgentDefinitionAdmin(GovernedObjectAdmin):
     kind = services.AGENT_KIND
 
 
+class HttpToolForm(forms.ModelForm):
+    """An HTTP tool. Secret headers are write-only: the field is always empty; leave it empty to keep them."""
+
+    parameters = forms.JSONField(initial=dict, help_text="JSON Schema of the arguments.")
+    headers = forms.JSONField(required=False, initial=dict, help_text='Plain headers: {"X-Team": "ops"}; a value may '
+                              "read the server's environment: \"Bearer {{env.ORDERS_TOKEN}}\".")  # fmt: skip
+    allowed_hosts = forms.JSONField(help_text='Hosts the URL may name: ["api.example.com", "*.example.org"].')
+    new_secret_headers = forms.JSONField(
+        required=False, label="secret headers",
+        help_text="A JSON object of headers stored encrypted and never shown again; empty keeps the current ones.",
+    )  # fmt: skip
+
+    class Meta:
+        model = Tool
+        fields = ["name", "description", "http_method", "url_template", "parameters", "headers", "allowed_hosts",
+                  "allow_private", "side_effect", "risk", "idempotent", "timeout_seconds"]  # fmt: skip
+
+    def clean_new_secret_headers(self) -> dict[str, str] | None:
+        value = self.cleaned_data.get("new_secret_headers")
+        if value in (None, "", {}):
+            return None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise forms.ValidationError("Write a JSON object of header names and text values.")
+        return value
+
+
 @admin.register(Tool)
-class ToolAdmin(ReadOnly):
+class ToolAdmin(admin.ModelAdmin):
+    """Python tools come from code and are read-only here; Admins configure HTTP tools."""
+
     list_display = ("name", "kind", "side_effect", "risk", "idempotent", "timeout_seconds", "available")
     list_filter = ("kind", "side_effect", "risk", "available")
     search_fields = ("name", "description")
-    fields = ("name", "description", "kind", "side_effect", "risk", "idempotent", "timeout_seconds",
-              "parameters_pretty", "compensation", "available", "synced_at")  # fmt: skip
-    readonly_fields = fields
+    form = HttpToolForm
+    python_fields = ("name", "description", "kind", "side_effect", "risk", "idempotent", "timeout_seconds",
+                     "parameters_pretty", "compensation", "available", "synced_at")  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("agents.add_tool")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("agents.change_tool") and (obj is None or obj.kind == ToolKind.HTTP)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # steps refer to tools; take one out of use by revoking its grants
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.kind == ToolKind.PYTHON:
+            return self.python_fields
+        return [*HttpToolForm.Meta.fields, "new_secret_headers", *(["secret_names"] if obj else [])]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.kind == ToolKind.PYTHON:
+            return self.python_fields
+        return ("secret_names",) if obj else ()
 
     @admin.display(description="arguments (JSON Schema)")
     def parameters_pretty(self, tool: Tool) -> str:
         return format_html("<pre>{}</pre>", json.dumps(tool.parameters, indent=2))
+
+    @admin.display(description="secret headers stored")
+    def secret_names(self, tool: Tool) -> str:
+        return ", ".join(http_tools.secret_header_names(tool)) or "none"
+
+    def save_model(self, request: HttpRequest, obj: Tool, form: Any, change: bool) -> None:
+        values = {field: form.cleaned_data[field] for field in HttpToolForm.Meta.fields}
+        values["headers"] = values["headers"] or {}
+        saved = services.http_tool_save(
+            actor=_user(request), tool=Tool.objects.get(pk=obj.pk) if change else None, values=values,
+            secret_headers=form.cleaned_data.get("new_secret_headers"),
+        )  # fmt: skip
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: Any = None, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as error:
+            _report(request, error)
+            return HttpResponseRedirect(request.path)
 
 
 class RunActionForm(forms.Form):

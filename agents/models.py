@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from governance.models import GovernedObject, KindManager, ReviewItem, Risk, Version
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
 
 class ToolKind(models.TextChoices):
     PYTHON = "python", "Python function"
@@ -39,6 +41,15 @@ class Tool(models.Model):
     timeout_seconds = models.FloatField(default=10.0)
     compensation = models.JSONField(null=True, blank=True, help_text='{"tool": name, "arguments": {name: CEL}}')
     available = models.BooleanField(default=True, help_text="False when its code is gone (kept for the history).")
+    # HTTP tools: the request to make. {name} in the URL is replaced by the argument of that name; the other
+    # arguments are the JSON body (POST, PUT, PATCH) or the query string (GET, DELETE).
+    http_method = models.CharField(max_length=6, blank=True, choices=[(m, m) for m in HTTP_METHODS])
+    url_template = models.CharField(max_length=1000, blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text='Plain headers; "{{env.NAME}}" reads NAME from '
+                               "the server's environment when the call is made.")  # fmt: skip
+    secret_headers = models.TextField(blank=True, help_text="Encrypted; never shown again.")
+    allowed_hosts = models.JSONField(default=list, blank=True, help_text='Hosts the URL may name ("*.example.com").')
+    allow_private = models.BooleanField(default=False, help_text="Allow private and loopback addresses.")
     synced_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 

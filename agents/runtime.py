@@ -29,8 +29,8 @@ from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from agents import providers, tools
-from agents.models import Run, RunStatus, Step, StepKind, StepStatus, Tool
+from agents import http_tools, providers, tools
+from agents.models import Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
 from agents.spec import parse_expiry
 from audit.context import Actor, audit_context
 from audit.services import audit_record
@@ -528,10 +528,14 @@ def _answer(run: Run, ctx: Context, text: str) -> bool:
 
 def execute(tool: Tool, arguments: dict[str, Any], idempotency_key: str) -> Any:
     """Run a tool; ``ToolFailure`` with the reason when it cannot be run or does not succeed."""
-    spec = tools.registered().get(tool.name)
-    if tool.kind != "python" or spec is None:
-        raise tools.ToolFailure(f"the tool {tool.name!r} has no implementation in this installation")
     tools.validate_arguments(tool.parameters, arguments)
+    if tool.kind == ToolKind.HTTP:
+        return tools.call_with_timeout(
+            lambda: http_tools.call(tool, arguments, tool.timeout_seconds), {}, tool.timeout_seconds + 1
+        )
+    spec = tools.registered().get(tool.name)
+    if spec is None:
+        raise tools.ToolFailure(f"the tool {tool.name!r} has no implementation in this installation")
     call_arguments = dict(arguments)
     if tools.IDEMPOTENCY_KEY in inspect.signature(spec.function).parameters:
         call_arguments[tools.IDEMPOTENCY_KEY] = idempotency_key

@@ -8,7 +8,9 @@ advances runs in Celery tasks; these services enqueue that work after their tran
 import datetime as dt
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
+import jsonschema
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -16,7 +18,7 @@ from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
 
-from agents import runtime, tools
+from agents import http_tools, runtime, tools
 from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
 from audit.context import Actor, audit_context
 from audit.services import audit_record
@@ -349,3 +351,50 @@ def runs_sweep() -> int:
         run_advance_task.delay(str(run_id))
         count += 1
     return count
+
+
+# --- HTTP tools ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def http_tool_save(
+    *, actor: User, tool: Tool | None, values: dict[str, Any], secret_headers: dict[str, str] | None
+) -> Tool:
+    """Create or change an HTTP tool (Admins). ``secret_headers`` replaces the stored ones; None keeps them. The
+    audit trail records which headers are secret, never their values."""
+    _require(actor, "agents.change_tool" if tool else "agents.add_tool", "configure tools")
+    errors: dict[str, list[str]] = {}
+    try:
+        jsonschema.Draft202012Validator.check_schema(values.get("parameters") or {})
+    except jsonschema.SchemaError as error:
+        errors["parameters"] = [f"Not a JSON Schema: {error.message}"]
+    properties = (values.get("parameters") or {}).get("properties") or {}
+    missing = [name for name in http_tools.url_placeholders(values["url_template"]) if name not in properties]
+    if missing:
+        errors["url_template"] = [f"The URL names arguments the schema does not have: {', '.join(missing)}."]
+    host = urlsplit(values["url_template"].replace("{", "").replace("}", "")).hostname or ""
+    if not values.get("allowed_hosts"):
+        errors["allowed_hosts"] = ["Name at least one host the tool may call."]
+    elif not http_tools.host_allowed(host, values["allowed_hosts"]):
+        errors["url_template"] = [*errors.get("url_template", []), f"The host {host!r} is not an allowed host."]
+    if errors:
+        raise DomainError("The HTTP tool is not valid.", fields=errors)
+    created = tool is None
+    if tool is None:
+        if Tool.objects.filter(name=values["name"]).exists():
+            raise Conflict(f"A tool called {values['name']!r} exists already.", fields={"name": ["Already used."]})
+        tool = Tool(kind=ToolKind.HTTP)
+    for field, value in values.items():
+        setattr(tool, field, value)
+    if secret_headers is not None:
+        tool.secret_headers = http_tools.encrypt_headers(secret_headers)
+    tool.updated_at = timezone.now()
+    tool.save()
+    audit_record(
+        actor=audit_actor(actor), action=f"agent.tool.{'created' if created else 'updated'}", target=tool,
+        details={"kind": "http", "method": tool.http_method, "url_template": tool.url_template,
+                 "allowed_hosts": tool.allowed_hosts, "allow_private": tool.allow_private,
+                 "headers": sorted(tool.headers), "secret_headers": http_tools.secret_header_names(tool),
+                 "secret_headers_changed": secret_headers is not None},
+    )  # fmt: skip
+    return tool

@@ -175,6 +175,8 @@ def call_with_timeout(function: Callable[..., Any], arguments: dict[str, Any], t
         raise ToolFailure(f"timed out after {timeout:g} s")
     if "error" in outcome:
         error = outcome["error"]
+        if isinstance(error, ToolFailure):
+            raise error
         raise ToolFailure(f"{type(error).__name__}: {error}")
     result = outcome.get("result")
     try:

@@ -86,6 +86,8 @@ AGENTS_APPROVAL_HOURS = env_int("AGENTS_APPROVAL_HOURS", 24, minimum=1)
 AGENTS_SWEEP_SECONDS = env_int("AGENTS_SWEEP_SECONDS", 30, minimum=1)
 # Python modules whose @tool functions are registered at start (and synced to the database after migrate).
 AGENTS_TOOL_MODULES = env_list("AGENTS_TOOL_MODULES", ["agents.demo"])
+# Encrypts the secret headers of HTTP tools (Fernet). Kept out of the database, like the checkpoint key.
+TOOL_SECRETS_KEY = var_secret("TOOL_SECRETS_KEY", "tool-secrets-key")
 # Personas: how long a conversation handed to a person may wait for one before it is closed (expiry denies).
 PERSONAS_HANDOVER_MINUTES = env_int("PERSONAS_HANDOVER_MINUTES", 240, minimum=1)
 

@@ -1,0 +1,156 @@
+"""HTTP tools: a request configured in the console, made safely.
+
+The URL's host must be one of the tool's allowed hosts, and every address it resolves to must be public (not
+private, loopback, link-local, multicast or reserved) unless the tool explicitly allows private addresses; the
+connection goes to the address that was checked, so a name that resolves differently a moment later cannot
+redirect it. Redirects are not followed. Header values may read the server's environment (``{{env.NAME}}``);
+secret headers are stored encrypted (Fernet, with ``TOOL_SECRETS_KEY``, which is not in the database), are never
+shown again, and never reach the audit trail.
+"""
+
+import base64
+import hashlib
+import http.client
+import ipaddress
+import json
+import os
+import re
+import socket
+import ssl
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+
+from agents.models import Tool
+from agents.tools import ToolFailure
+
+_ENV = re.compile(r"\{\{\s*env\.([A-Z_][A-Z0-9_]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_RESPONSE = 1_000_000
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(settings.TOOL_SECRETS_KEY.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt_headers(headers: dict[str, str]) -> str:
+    return _fernet().encrypt(json.dumps(headers).encode()).decode() if headers else ""
+
+
+def secret_header_names(tool: Tool) -> list[str]:
+    return sorted(_decrypt(tool))
+
+
+def _decrypt(tool: Tool) -> dict[str, str]:
+    if not tool.secret_headers:
+        return {}
+    try:
+        headers: dict[str, str] = json.loads(_fernet().decrypt(tool.secret_headers.encode()))
+    except InvalidToken:
+        raise ToolFailure("the tool's secret headers cannot be decrypted: was TOOL_SECRETS_KEY changed?") from None
+    return headers
+
+
+def url_placeholders(template: str) -> list[str]:
+    return _PLACEHOLDER.findall(template)
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    return any(fnmatchcase(host.lower(), pattern.lower()) for pattern in allowed)
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+                or ip.is_unspecified)  # fmt: skip
+
+
+def _resolve(host: str, port: int, allow_private: bool) -> str:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ToolFailure(f"cannot resolve {host}: {error}") from None
+    addresses = [str(info[4][0]) for info in infos]
+    refused = [address for address in addresses if not _public(address)]
+    if refused and not allow_private:
+        raise ToolFailure(f"{host} resolves to a private or loopback address ({refused[0]}): refused")
+    return addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def call(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
+    """Make the tool's request with ``arguments``; the JSON answer (or ``{"status", "text"}``), else ToolFailure."""
+    remaining = dict(arguments)
+    try:
+        url = _PLACEHOLDER.sub(lambda m: quote(str(remaining.pop(m.group(1))), safe=""), tool.url_template)
+    except KeyError as missing:
+        raise ToolFailure(f"the URL needs the argument {missing}") from None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ToolFailure(f"not an http(s) URL: {url}")
+    if not host_allowed(parts.hostname, tool.allowed_hosts):
+        raise ToolFailure(f"the host {parts.hostname} is not among the tool's allowed hosts")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = _resolve(parts.hostname, port, tool.allow_private)
+    headers = {"Accept": "application/json", "User-Agent": "steward-http-tool"}
+    for name, value in (tool.headers or {}).items():
+        headers[name] = _ENV.sub(lambda m: _environment(m.group(1)), str(value))
+    headers.update(_decrypt(tool))
+    path = parts.path or "/"
+    query = parts.query
+    body = None
+    if tool.http_method in ("POST", "PUT", "PATCH"):
+        body = json.dumps(remaining).encode()
+        headers["Content-Type"] = "application/json"
+    elif remaining:
+        query = "&".join(filter(None, [query, urlencode({k: _text(v) for k, v in remaining.items()})]))
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(parts.hostname, port, address, timeout)
+    try:
+        connection.request(tool.http_method or "GET", path + (f"?{query}" if query else ""), body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read(MAX_RESPONSE + 1)
+    except (OSError, http.client.HTTPException) as error:
+        raise ToolFailure(f"the request failed: {type(error).__name__}: {error}") from None
+    finally:
+        connection.close()
+    text = content[:MAX_RESPONSE].decode(errors="replace")
+    if response.status >= 400:
+        raise ToolFailure(f"the server answered {response.status} {response.reason}: {text[:500]}")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"status": response.status, "text": text[:4000]}
+
+
+def _environment(name: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise ToolFailure(f"the environment variable {name} (used in a header) is not set")
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
