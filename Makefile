@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench-audit bench-policies bench-persona clean
+.PHONY: run test lint format bench-audit bench-policies bench-persona bench-runs clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Steward needs Python 3.11 or newer")'
@@ -43,6 +43,9 @@ bench-policies: $(VENV)/.installed-dev
 
 bench-persona: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.persona
+
+bench-runs: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.runs
 
 clean:
 	rm -rf $(VENV) var

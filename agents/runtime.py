@@ -84,7 +84,7 @@ def claim(run_id: Any, owner: str) -> bool:
 
 def _locked(run_id: Any, owner: str) -> Run | None:
     """The run, locked, if ``owner`` still holds its lease (renewed); None when the lease was lost."""
-    run = Run.objects.select_for_update().select_related("agent", "version", "requested_by").get(pk=run_id)
+    run = Run.objects.select_for_update(of=("self",)).select_related("agent", "version", "requested_by").get(pk=run_id)
     if run.lease_owner != owner or run.status != RunStatus.RUNNING:
         return None
     run.lease_expires_at = timezone.now() + dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS)
@@ -548,7 +548,7 @@ def _record_tool(run_id: Any, owner: str, step_id: int, result: Any, failure: st
         if run is None:
             return False
         with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
-            step = Step.objects.select_for_update().select_related("tool").get(pk=step_id)
+            step = Step.objects.select_for_update(of=("self",)).select_related("tool").get(pk=step_id)
             step.status = StepStatus.FAILED if failure else StepStatus.SUCCEEDED
             step.result, step.error, step.finished_at = (None if failure else result), failure, timezone.now()
             step.save(update_fields=["status", "result", "error", "finished_at"])

@@ -135,7 +135,7 @@ def _same_request(run: Run, agent: str, input: dict[str, Any], label: str) -> No
 def run_cancel(*, actor: User, run: Run, reason: str = "") -> Run:
     """Stop a run: at once when it is queued or waiting for a person, else at its next step boundary."""
     _require(actor, "agents.cancel_run", "cancel runs")
-    run = Run.objects.select_for_update().select_related("agent").get(pk=run.pk)
+    run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run.pk)
     if run.status in FINISHED_RUN_STATUSES:
         raise Conflict(f"This run is {run.get_status_display()} already.", code="finished")
     audit_record(actor=audit_actor(actor), action="agent.run.cancel_requested", target=run,
@@ -208,7 +208,7 @@ def _settle(item: ReviewItem, approved: bool, why: str) -> None:
     """Apply a final decision (or expiry) to the step it concerns and resume the run."""
     step = approval_step(item)
     run = Run.objects.select_for_update().get(pk=step.run_id)
-    step = Step.objects.select_for_update().select_related("tool").get(pk=step.pk)
+    step = Step.objects.select_for_update(of=("self",)).select_related("tool").get(pk=step.pk)
     if step.status != StepStatus.AWAITING_APPROVAL:
         return
     question = item.payload.get("question", "approval")
@@ -257,7 +257,7 @@ def run_compensate(*, actor: User, run: Run, reason: str) -> Run:
     _require(actor, "agents.compensate_run", "compensate runs")
     if not reason.strip():
         raise DomainError("Say why the run is undone.", fields={"reason": ["This field is required."]})
-    run = Run.objects.select_for_update().select_related("agent").get(pk=run.pk)
+    run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run.pk)
     if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT):
         raise Conflict(f"A {run.get_status_display()} run cannot be compensated: cancel it or wait for it to end.")
     if not _write_steps(run):

@@ -282,7 +282,9 @@ def conversation_start(*, client: User, persona: str, label: str = "production")
 
 def _locked(conversation: Conversation) -> Conversation:
     return (
-        Conversation.objects.select_for_update().select_related("persona", "version", "client").get(pk=conversation.pk)
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("persona", "version", "client")
+        .get(pk=conversation.pk)
     )
 
 
