@@ -34,9 +34,9 @@ from agents.models import Run, RunStatus, Step, StepKind, StepStatus, Tool, Tool
 from agents.spec import parse_expiry
 from audit.context import Actor, audit_context
 from audit.services import audit_record
-from governance import policies
+from governance import policies, selectors
 from governance.guardrails import guardrail_check
-from governance.models import ReviewKind, Risk, Version
+from governance.models import ReviewKind, Risk
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
 from governance.services import review_item_open
 
@@ -152,10 +152,8 @@ class Context:
 
 def context(run: Run) -> Context:
     refs = [
-        policies.PolicyRef(slug=version.object.slug, version=version.number, spec=version.spec)
-        for version in Version.objects.select_related("object").filter(
-            pk__in=[pinned["id"] for pinned in run.policy_versions]
-        )
+        policies.PolicyRef(slug=slug, version=number, spec=policy)
+        for slug, number, policy in selectors.frozen_versions([p["id"] for p in run.policy_versions])
     ]
     return Context(spec=run.version.spec, policies=refs)
 

@@ -3,6 +3,9 @@
 import hashlib
 from typing import Any
 
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
 from audit import integrity
 from config.errors import DomainError, NotFound
 from governance.diff import spec_diff
@@ -77,3 +80,45 @@ def draft_validation(obj: GovernedObject) -> dict[str, Any]:
     errors = governed.validate(obj.draft)
     checks = [] if errors else [check(obj.draft).as_dict() for check in governed.checks]
     return {"valid": not errors, "errors": errors, "checks": checks}
+
+
+# A version's spec never changes once submitted, so what runs (a turn, a run step) may keep specs in memory
+# instead of reading them on every step. Bounded: the oldest entries go first.
+_FROZEN_LIMIT = 2048
+_frozen_by_id: dict[int, tuple[str, int, dict[str, Any]]] = {}
+_frozen_by_ref: dict[tuple[str, str, int], dict[str, Any] | None] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _FROZEN_LIMIT:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def frozen_versions(ids: list[int]) -> list[tuple[str, int, dict[str, Any]]]:
+    """``(slug, number, spec)`` of the versions ``ids``, in that order, read from the database once per process."""
+    missing = [pk for pk in ids if pk not in _frozen_by_id]
+    if missing:
+        for version in Version.objects.select_related("object").filter(pk__in=missing):
+            _remember(_frozen_by_id, version.pk, (version.object.slug, version.number, version.spec))
+    return [_frozen_by_id[pk] for pk in ids if pk in _frozen_by_id]
+
+
+def frozen_spec(kind: str, slug: str, number: int) -> dict[str, Any] | None:
+    """The spec of version ``number`` of ``slug``, or None when there is no such version (not remembered)."""
+    key = (kind, slug, number)
+    if key not in _frozen_by_ref:
+        version = Version.objects.filter(object__kind=kind, object__slug=slug, number=number).only("spec").first()
+        if version is None:
+            return None
+        _remember(_frozen_by_ref, key, version.spec)
+    return _frozen_by_ref[key]
+
+
+@receiver(post_save, sender=Version, dispatch_uid="governance.forget_frozen_version")
+def _forget(sender: Any, instance: Version, **kwargs: Any) -> None:
+    """A saved version may reuse the id or the number of one remembered (a rolled-back transaction frees them on
+    some databases): forget anything remembered under either."""
+    _frozen_by_id.pop(instance.pk, None)
+    obj = instance.object
+    _frozen_by_ref.pop((obj.kind, obj.slug, instance.number), None)

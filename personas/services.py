@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import audit_record
 from config.errors import Conflict, DomainError, NotAllowed
-from governance import detectors, policies
+from governance import detectors, policies, selectors
 from governance.checks import CheckResult, Finding, Severity
 from governance.guardrails import POLICY_KIND, guardrail_check
 from governance.models import LabelPointer, ReviewItem, ReviewKind, ReviewStatus, Risk, Version, VersionStatus
@@ -110,14 +110,13 @@ class _Context:
 
 def _context(conversation: Conversation, actor: Actor) -> _Context:
     spec = conversation.version.spec
-    guide = style_guide_version(spec.get("style_guide"))
+    reference = spec.get("style_guide")
+    guide = selectors.frozen_spec(STYLE_GUIDE_KIND, reference["slug"], reference["version"]) if reference else None
     refs = [
-        policies.PolicyRef(slug=version.object.slug, version=version.number, spec=version.spec)
-        for version in Version.objects.select_related("object").filter(
-            pk__in=[pinned["id"] for pinned in conversation.policy_versions]
-        )
+        policies.PolicyRef(slug=slug, version=number, spec=policy)
+        for slug, number, policy in selectors.frozen_versions([p["id"] for p in conversation.policy_versions])
     ]
-    return _Context(conversation, spec, guide.spec if guide else None, refs, actor)
+    return _Context(conversation, spec, guide, refs, actor)
 
 
 def _facts(ctx: _Context, text: str) -> dict[str, Any]:

@@ -65,10 +65,9 @@ class ConversationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data = validated(s.MessageInSerializer, request)
         conversation = self._conversation(pk)
         user, *replies = services.conversation_message(client=request_user(request), conversation=conversation, **data)
-        conversation.refresh_from_db(fields=["status"])
         body = {
             "conversation": conversation.pk,
-            "status": conversation.status,
+            "status": user.conversation.status,  # the conversation as the turn left it
             "message": s.MessageSerializer(user).data,
             "replies": s.MessageSerializer(replies, many=True).data,
         }
