@@ -15,16 +15,19 @@ idempotency key before it runs; finding one still ``executing`` means a worker d
 idempotent tool is called again with the same key, a non-idempotent one goes to the review queue.
 """
 
+import contextlib
 import datetime as dt
 import inspect
 import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -80,6 +83,31 @@ def claim(run_id: Any, owner: str) -> bool:
                 _finish(run, RunStatus.FAILED, error="The run was picked up too often without progress (dead letter).")
         return False
     return True
+
+
+@contextlib.contextmanager
+def _heartbeat(run_id: Any, owner: str) -> Iterator[None]:
+    """Keep renewing the lease while a model or tool call runs outside any transaction, so a slow call is not
+    taken for a dead worker. A killed worker stops beating and the lease expires as it should."""
+    stop = threading.Event()
+    lease = settings.AGENTS_LEASE_SECONDS
+
+    def beat() -> None:
+        try:
+            while not stop.wait(max(1.0, lease / 3)):
+                Run.objects.filter(pk=run_id, lease_owner=owner).update(
+                    lease_expires_at=timezone.now() + dt.timedelta(seconds=lease)
+                )
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, daemon=True, name="lease-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _locked(run_id: Any, owner: str) -> Run | None:
@@ -425,6 +453,12 @@ def _recover(run: Run, step: Step) -> Plan:
     """A step left ``executing``: its worker died during the call. Retry an idempotent tool with the same key;
     send a non-idempotent one to a person, who decides whether to call it again."""
     assert step.tool is not None
+    if step.detail.get("retry_approved"):
+        step.detail = {**step.detail, "retry_approved": False}
+        step.save(update_fields=["detail"])
+        details = {"tool": step.tool.name, "idempotency_key": step.idempotency_key, "approved": True}
+        audit_record(actor=run_actor(run), action="agent.tool.retried", target=step, details=details)
+        return Plan("tool", step_id=step.pk)
     if step.tool.idempotent:
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step,
                      details={"tool": step.tool.name, "idempotency_key": step.idempotency_key})  # fmt: skip
@@ -566,14 +600,17 @@ def advance(run_id: Any, owner: str) -> None:
         if next_plan.kind == "stop":
             return
         if next_plan.kind == "llm":
-            if not _record_model(run_id, owner, _call_model(run_id, next_plan)):
+            with _heartbeat(run_id, owner):
+                outcome = _call_model(run_id, next_plan)
+            if not _record_model(run_id, owner, outcome):
                 return
         elif next_plan.kind == "tool":
             assert next_plan.step_id is not None
             step = Step.objects.select_related("tool").get(pk=next_plan.step_id)
             assert step.tool is not None
             try:
-                result, failure = execute(step.tool, step.arguments or {}, step.idempotency_key), ""
+                with _heartbeat(run_id, owner):
+                    result, failure = execute(step.tool, step.arguments or {}, step.idempotency_key), ""
             except tools.ToolFailure as error:
                 result, failure = None, str(error)
             if not _record_tool(run_id, owner, step.pk, result, failure):

@@ -184,6 +184,8 @@ def approval_decide(
         return review_decide(actor=actor, item=item, decision=decision, digest=digest, comment=comment)
     if arguments is None:
         raise DomainError("An edit needs the new arguments.", fields={"arguments": ["This field is required."]})
+    if step.tool is None or item.payload.get("question") != "approval":
+        raise Conflict("Only a proposed tool call can be approved with other arguments.", code="not_editable")
     if digest != selectors.review_digest(item):
         raise Conflict("What you reviewed is not what is pending: reload it and decide again.", code="stale_digest",
                        fields={"digest": ["Does not match the item's current digest."]})  # fmt: skip
@@ -192,6 +194,17 @@ def approval_decide(
         tools.validate_arguments(step.tool.parameters, arguments)
     except tools.ToolFailure as failure:
         raise DomainError("The edited arguments are not valid.", fields={"arguments": [str(failure)]}) from None
+    grant = runtime.context(step.run).grants.get(step.tool.name, {})
+    facts = {"args": arguments, "input": step.run.input, "tool": step.tool.name, "risk": step.tool.risk,
+             "agent": step.run.agent.slug}  # fmt: skip
+    for constraint in grant.get("constraints") or []:
+        try:
+            holds = compile_condition(constraint).evaluate(facts)
+        except (ConditionError, ConditionRuntimeError) as error:
+            holds, constraint = False, f"{constraint} ({error})"
+        if not holds:
+            raise DomainError("The edited arguments break the grant's constraints.",
+                              fields={"arguments": [f"The constraint {constraint!r} does not hold."]})  # fmt: skip
     if item.status == ReviewStatus.PENDING and item.requested_by_id != actor.pk:
         before = item.payload.get("arguments")
         item.payload = {**item.payload, "arguments": arguments}
@@ -215,7 +228,8 @@ def _settle(item: ReviewItem, approved: bool, why: str) -> None:
     if approved:
         step.status = StepStatus.EXECUTING if question == "interrupted" else StepStatus.PROPOSED
         step.arguments = item.payload.get("arguments", step.arguments)
-        step.detail = {**step.detail, "approved": True, "approval": why}
+        # An interrupted call approved for a retry is called once more; a later interruption asks again.
+        step.detail = {**step.detail, "approved": True, "approval": why, "retry_approved": question == "interrupted"}
         step.save(update_fields=["status", "arguments", "detail"])
     else:
         step.status, step.finished_at = StepStatus.DENIED, timezone.now()

@@ -404,12 +404,18 @@ class ReviewItemAdmin(ReadOnly):
     change_form_template = "admin/governance/review_change_form.html"
     readonly_fields = ("kind", "subject_link", "reason", "raised_by", "risk", "requested_by_label",
                        "approvals_required", "status", "created_at", "due_at", "decided_at",
-                       "decisions_table", "checks_table", "diff_table")  # fmt: skip
+                       "shown", "decisions_table", "checks_table", "diff_table")  # fmt: skip
     exclude = ("payload", "digest", "version", "subject_type", "subject_id", "requested_by")
 
     @admin.display(description="overdue", boolean=True)
     def overdue_flag(self, item: ReviewItem) -> bool:
         return item.overdue
+
+    @admin.display(description="what is decided")
+    def shown(self, item: ReviewItem) -> str:
+        """Exactly what the decision is bound to (its digest covers this): for a tool call, the tool, its
+        arguments and the agent version."""
+        return format_html("<pre>{}</pre>", json.dumps(selectors.review_shown(item), indent=2, ensure_ascii=False))
 
     @admin.display(description="subject")
     def subject_link(self, item: ReviewItem) -> str:

@@ -34,8 +34,9 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "agents.change_*",
         "*.submit_*",
         # Tools and grants are the Admin's (DESIGN.md, Roles).
-        "-agents.*_tool",
-        "-agents.*_toolgrant",
+        "-agents.add_tool",
+        "-agents.change_tool",
+        "-agents.delete_tool",
     ],
     Role.APPROVER: [*READ_CONFIGURATION, "*.decide_*", "governance.release_version"],
     Role.OPERATOR: [

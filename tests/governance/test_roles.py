@@ -41,20 +41,26 @@ def test_patterns_grant_and_withhold() -> None:
         "agents.view_run",
         "agents.add_agentdefinition",
         "agents.add_tool",
-        "agents.change_toolgrant",
+        "agents.change_tool",
+        "agents.view_tool",
         "agents.submit_agentversion",
         "agents.decide_approval",
         "agents.start_run",
         "audit.view_auditevent",
     ]
-    assert role_permission_names(Role.VIEWER, available) == {"agents.view_run"}
-    assert role_permission_names(Role.EDITOR, available) == {
+    assert role_permission_names(Role.VIEWER, available) == {"agents.view_run", "agents.view_tool"}
+    assert role_permission_names(Role.EDITOR, available) == {  # tools are configured by Admins only
         "agents.view_run",
+        "agents.view_tool",
         "agents.add_agentdefinition",
         "agents.submit_agentversion",
     }
-    assert role_permission_names(Role.APPROVER, available) == {"agents.view_run", "agents.decide_approval"}
-    assert role_permission_names(Role.OPERATOR, available) == {"agents.view_run", "agents.start_run"}
+    assert role_permission_names(Role.APPROVER, available) == {
+        "agents.view_run",
+        "agents.view_tool",
+        "agents.decide_approval",
+    }
+    assert role_permission_names(Role.OPERATOR, available) == {"agents.view_run", "agents.view_tool", "agents.start_run"}
     assert role_permission_names(Role.ADMIN, available) == set(available)
 
 
