@@ -20,7 +20,13 @@ def database_url_for_children() -> str:
 
 
 def child_environment(*, queue: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "DATABASE_URL": database_url_for_children(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_children(),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The demo tools, and the tools the agent tests run (tests/agents/tools.py).
+        "AGENTS_TOOL_MODULES": "agents.demo,tests.agents.tools",
+    }
     if queue:
         env["CELERY_TASK_DEFAULT_QUEUE"] = queue
     return env

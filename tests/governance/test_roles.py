@@ -60,7 +60,11 @@ def test_patterns_grant_and_withhold() -> None:
         "agents.view_tool",
         "agents.decide_approval",
     }
-    assert role_permission_names(Role.OPERATOR, available) == {"agents.view_run", "agents.view_tool", "agents.start_run"}
+    assert role_permission_names(Role.OPERATOR, available) == {
+        "agents.view_run",
+        "agents.view_tool",
+        "agents.start_run",
+    }
     assert role_permission_names(Role.ADMIN, available) == set(available)
 
 
