@@ -329,8 +329,8 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
             handoff = turn.outcome.handoff
             ctx.escalate = ctx.escalate or (
                 f"Flow {handoff['flow']!r}, step {handoff['step']!r} hands off to the agent {handoff['agent']!r} "
-                f"({handoff['label']}), but agent runs are not available in this installation: handed to a "
-                "person instead."
+                f"({handoff['label']}), but conversations cannot start agent runs yet: handed to a person "
+                "instead."
             )
             replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
     messages = _store(ctx, [user, *replies])
