@@ -1,0 +1,40 @@
+"""Agents in tests: the test tools in the database, and agent definitions taken through the real lifecycle."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+import tests.agents.tools  # noqa: F401  # registers the test tools in this process
+from agents.services import AGENT_KIND, tools_sync
+from audit.context import Actor
+from governance import services
+from governance.models import ReviewStatus, Version
+
+
+@pytest.fixture
+def test_tools(db: None) -> None:
+    """Every tool registered in this process (the demo's and the tests') written to the ``Tool`` table."""
+    tools_sync(actor=Actor.system("tests"))
+
+
+AgentFactory = Callable[..., Version]
+
+
+@pytest.fixture
+def agent(test_tools: None, editor: User, approver: User) -> AgentFactory:
+    """``agent(slug, spec, labels=("production",))``: the editor creates and submits the agent, the approver
+    approves it and releases it under ``labels``. Returns the released version."""
+
+    def released(slug: str, spec: dict[str, Any], *, labels: Sequence[str] = ("production",)) -> Version:
+        obj = services.governed_object_create(actor=editor, kind=AGENT_KIND, slug=slug, name=slug, draft=spec)
+        version = services.version_submit(actor=editor, obj=obj, note="for a test")
+        item = version.reviews.get(status=ReviewStatus.PENDING)
+        services.review_decide(actor=approver, item=item, decision="approve", digest=item.digest)
+        moves = [services.Move(obj, label, version) for label in labels]
+        services.release_create(actor=approver, note=f"test agent {slug}", moves=moves)
+        version.refresh_from_db()
+        return version
+
+    return released

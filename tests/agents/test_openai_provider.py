@@ -1,0 +1,359 @@
+"""The OpenAI-compatible provider against a real HTTP server on loopback speaking the Chat Completions protocol:
+what it sends, how it reads answers and tool calls, which failures are worth a retry; then whole runs driven
+in-process (``runtime.advance``) with such a model, including tool calls the runtime must refuse.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from agents import providers, runtime, services
+from agents.models import Run, RunStatus, StepKind, StepStatus
+from audit.context import Actor
+from audit.models import AuditEvent
+from tests.agents.unit_tools import notes, release_agent, spec, start_run
+
+KEY_VARIABLE = "TEST_LLM_KEY"
+KEY = "sk-test-loopback"
+OWNER = "test-owner"
+ECHO_TOOL = {
+    "name": "unit.echo",
+    "description": "Say the text back.",
+    "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+}
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class ChatServer:
+    """``POST /v1/chat/completions`` answered with the scripted ``replies`` in order (then ``fallback``); every
+    request is recorded."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.fallback = Reply(500, {"error": {"message": "no reply scripted", "type": "server_error"}})
+        self.requests: list[Request] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if self.path != "/v1/chat/completions":
+                    reply = Reply(404, {"error": {"message": f"no route {self.path}"}})
+                else:
+                    reply = server.replies.pop(0) if server.replies else server.fallback
+                time.sleep(reply.delay)
+                data = json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (the timeout test)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    server = ChatServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-this-one")
+    return KEY
+
+
+def completion(
+    content: str | None = None, tool_calls: list[dict[str, Any]] | None = None, usage: tuple[int, int] | None = (7, 3)
+) -> Reply:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    body: dict[str, Any] = {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": "test-model",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
+    }  # fmt: skip
+    if usage:
+        body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    return Reply(body=body)
+
+
+def tool_call(call_id: str, wire_name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": wire_name, "arguments": arguments}}
+
+
+def error(status: int, message: str) -> Reply:
+    return Reply(status, {"error": {"message": message, "type": "test_error", "code": None}})
+
+
+def model(server: ChatServer, **extra: Any) -> dict[str, Any]:
+    return {"provider": "openai", "name": "test-model", "base_url": server.base_url, "api_key_env": KEY_VARIABLE,
+            **extra}  # fmt: skip
+
+
+MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": '{"text": "hi"}'},
+]
+
+
+def complete(
+    server: ChatServer,
+    *,
+    messages: list[dict[str, Any]] = MESSAGES,
+    tools: list[dict[str, Any]] | None = None,
+    timeout: float = 5,
+    **extra: Any,
+) -> providers.Completion:
+    return providers.OpenAIProvider().complete(
+        model=model(server, **extra), messages=messages, tools=tools or [], timeout=timeout, script=[]
+    )
+
+
+# --- the provider -----------------------------------------------------------------------------------------------
+
+
+def test_a_text_answer_comes_back_with_its_usage(chat: ChatServer, api_key: str) -> None:
+    chat.replies = [completion("Hello there.", usage=(12, 4))]
+    answer = complete(chat)
+    assert (answer.text, answer.tool_calls) == ("Hello there.", ())
+    assert (answer.input_tokens, answer.output_tokens) == (12, 4)
+    assert answer.message == {"role": "assistant", "content": "Hello there."}
+    [request] = chat.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {api_key}"
+    assert request.body["model"] == "test-model"
+    assert request.body["messages"] == MESSAGES
+    assert "tools" not in request.body
+
+
+def test_the_request_carries_wire_tool_names_the_parameters_and_no_private_fields(
+    chat: ChatServer, api_key: str
+) -> None:
+    chat.replies = [completion("ok")]
+    remembered = {"role": "assistant", "content": "earlier", "meta": {"script_position": 3}}
+    complete(chat, messages=[*MESSAGES, remembered], tools=[ECHO_TOOL],
+             parameters={"temperature": 0.2, "max_tokens": 64})  # fmt: skip
+    [request] = chat.requests
+    assert request.body["tools"] == [
+        {"type": "function", "function": {"name": "unit__echo", "description": ECHO_TOOL["description"],
+                                          "parameters": ECHO_TOOL["parameters"]}}
+    ]  # fmt: skip
+    assert (request.body["temperature"], request.body["max_tokens"]) == (0.2, 64)
+    assert request.body["messages"][-1] == {"role": "assistant", "content": "earlier"}
+
+
+def test_a_tool_call_comes_back_under_its_dotted_name(chat: ChatServer, api_key: str) -> None:
+    chat.replies = [completion(tool_calls=[tool_call("call_a", "unit__echo", '{"text": "hi"}')])]
+    answer = complete(chat, tools=[ECHO_TOOL])
+    assert answer.text == ""
+    assert answer.tool_calls == (
+        providers.ToolCall(id="call_a", name="unit.echo", arguments={"text": "hi"}, raw_arguments='{"text": "hi"}'),
+    )
+    assert answer.message == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [tool_call("call_a", "unit__echo", '{"text": "hi"}')],
+    }
+
+
+def test_tool_call_arguments_that_are_not_a_json_object_come_back_as_none(chat: ChatServer, api_key: str) -> None:
+    calls = [tool_call("call_a", "unit__echo", "{not json"), tool_call("call_b", "unit__echo", "[1, 2]")]
+    chat.replies = [completion(tool_calls=calls)]
+    answer = complete(chat, tools=[ECHO_TOOL])
+    assert [(call.id, call.arguments, call.raw_arguments) for call in answer.tool_calls] == [
+        ("call_a", None, "{not json"),
+        ("call_b", None, "[1, 2]"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [(429, "RateLimitError", True), (500, "InternalServerError", True), (503, "InternalServerError", True),
+     (400, "BadRequestError", False), (401, "AuthenticationError", False)],
+)  # fmt: skip
+def test_http_errors_are_retryable_only_when_a_retry_can_help(
+    chat: ChatServer, api_key: str, status: int, kind: str, retryable: bool
+) -> None:
+    chat.replies = [error(status, f"status {status} from the test server")]
+    with pytest.raises(providers.ProviderError) as failed:
+        complete(chat)
+    assert failed.value.retryable is retryable
+    assert str(failed.value).startswith(f"{kind}: ")
+    assert f"status {status} from the test server" in str(failed.value)
+    assert len(chat.requests) == 1  # the SDK's own retries are off
+
+
+def test_a_server_slower_than_the_timeout_is_a_retryable_error(chat: ChatServer, api_key: str) -> None:
+    chat.replies = [Reply(body=completion("late").body, delay=1.0)]
+    started = time.monotonic()
+    with pytest.raises(providers.ProviderError, match=r"^APITimeoutError") as failed:
+        complete(chat, timeout=0.3)
+    assert time.monotonic() - started < 0.9
+    assert failed.value.retryable is True
+
+
+def test_a_server_that_is_not_there_is_a_retryable_error(chat: ChatServer, api_key: str) -> None:
+    chat.httpd.shutdown()
+    chat.httpd.server_close()
+    with pytest.raises(providers.ProviderError, match=r"^APIConnectionError") as failed:
+        complete(chat)
+    assert failed.value.retryable is True
+
+
+def test_the_api_key_comes_from_the_variable_the_model_names(
+    chat: ChatServer, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat.replies = [completion("one"), completion("two")]
+    monkeypatch.setenv("OTHER_LLM_KEY", "sk-other")
+    complete(chat, api_key_env="OTHER_LLM_KEY")
+    assert chat.requests[-1].headers["authorization"] == "Bearer sk-other"
+
+    monkeypatch.delenv(KEY_VARIABLE)
+    with pytest.raises(providers.ProviderError) as missing:
+        complete(chat)
+    assert str(missing.value) == f"the environment variable {KEY_VARIABLE} (the API key) is not set"
+    assert missing.value.retryable is False
+    assert len(chat.requests) == 1
+
+
+# --- whole runs -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def committed(transactional_db: None) -> None:
+    """Committed data (tools run in a thread of their own), with the test tools in the ``Tool`` table."""
+    services.tools_sync(actor=Actor.system("tests"))
+
+
+@pytest.fixture
+def openai_run(
+    committed: None,
+    chat: ChatServer,
+    api_key: str,
+    editor: User,
+    approver: User,
+    operator: User,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> Callable[..., Run]:
+    """Release an agent on the loopback model and run it in-process to the end."""
+
+    def run(grants: list[dict[str, Any]], **model_extra: Any) -> Run:
+        agent_spec = spec(None, grants=grants, model=model(chat, timeout_seconds=5, **model_extra))
+        release_agent(editor, approver, "remote", agent_spec)
+        started = start_run(django_capture_on_commit_callbacks, operator, "remote", {"text": "hi"})
+        runtime.advance(started.pk, OWNER)
+        return Run.objects.get(pk=started.pk)
+
+    return run
+
+
+def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(
+    chat: ChatServer, openai_run: Callable[..., Run]
+) -> None:
+    chat.replies = [
+        completion(tool_calls=[tool_call("call_a", "unit__echo", '{"text": "hi"}')], usage=(20, 5)),
+        completion("The echo said hi.", usage=(30, 6)),
+    ]
+    run = openai_run([{"tool": "unit.echo"}])
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result == {"answer": "The echo said hi."}
+    assert run.tokens_used == 61
+    [step] = run.steps.filter(kind=StepKind.TOOL_CALL)
+    assert (step.call_id, step.status, step.result) == ("call_a", StepStatus.SUCCEEDED, {"echo": "hi"})
+
+    first, second = chat.requests
+    assert first.body["messages"] == [
+        {"role": "system", "content": "You are a unit-test agent."},
+        {"role": "user", "content": '{"text": "hi"}'},
+    ]
+    assert [tool["function"]["name"] for tool in first.body["tools"]] == ["unit__echo"]
+    assert second.body["messages"][2:] == [
+        {"role": "assistant", "content": None, "tool_calls": [tool_call("call_a", "unit__echo", '{"text": "hi"}')]},
+        {"role": "tool", "tool_call_id": "call_a", "content": '{"echo": "hi"}'},
+    ]
+
+
+def test_malformed_and_ungranted_tool_calls_are_denied_and_not_executed(
+    chat: ChatServer, openai_run: Callable[..., Run]
+) -> None:
+    calls = [tool_call("call_a", "unit__echo", "{not json"), tool_call("call_b", "unit__note", '{"message": "x"}')]
+    chat.replies = [completion(tool_calls=calls), completion("Nothing I could do.")]
+    run = openai_run([{"tool": "unit.echo"}])
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    malformed, ungranted = run.steps.filter(kind=StepKind.TOOL_CALL).order_by("seq")
+    assert (malformed.status, malformed.error) == (
+        StepStatus.DENIED, "the arguments were not a JSON object: {not json"
+    )  # fmt: skip
+    assert (ungranted.status, ungranted.error) == (StepStatus.DENIED, "the agent has no grant for the tool 'unit.note'")
+    assert notes() == []
+    run_events = AuditEvent.objects.filter(correlation_id=run.correlation_id)
+    assert run_events.filter(action="agent.tool.denied").count() == 2
+    assert not run_events.filter(action="agent.tool.executing").exists()
+    assert chat.requests[1].body["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "call_a", "content": json.dumps({"error": malformed.error})},
+        {"role": "tool", "tool_call_id": "call_b", "content": json.dumps({"error": ungranted.error})},
+    ]
+
+
+def test_a_model_that_keeps_failing_fails_the_run_after_its_retries(
+    chat: ChatServer, openai_run: Callable[..., Run]
+) -> None:
+    run = openai_run([{"tool": "unit.echo"}], max_retries=2)
+    assert len(chat.requests) == 3
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("openai model 'test-model' failed after 3 attempt(s): InternalServerError: ")
+    assert "no reply scripted" in run.error
+    [step] = run.steps.all()
+    assert (step.kind, step.status, step.error) == (StepKind.ERROR, StepStatus.FAILED, run.error)
+    [failed] = AuditEvent.objects.filter(correlation_id=run.correlation_id, action="agent.run.failed")
+    assert failed.details["error"] == run.error
+
+
+def test_a_model_error_that_a_retry_cannot_help_fails_the_run_at_once(
+    chat: ChatServer, openai_run: Callable[..., Run]
+) -> None:
+    chat.fallback = error(401, "bad key")
+    run = openai_run([{"tool": "unit.echo"}], max_retries=3)
+    assert len(chat.requests) == 1
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("openai model 'test-model' failed after 1 attempt(s): AuthenticationError: ")
