@@ -111,6 +111,8 @@ class Run(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     deliveries = models.PositiveIntegerField(default=0)
+    parked_at = models.DateTimeField(null=True, blank=True, help_text="When it began waiting for a person.")
+    waited_seconds = models.FloatField(default=0, help_text="Time spent waiting for people (not in wall time).")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,8 @@
   takes the next entry whose ``when`` holds; where it is in the script travels in the assistant message.
 * ``openai``: the official SDK against any server speaking the Chat Completions protocol (OpenAI, Azure OpenAI,
   vLLM, Ollama, llama.cpp server), by ``base_url`` and a key read from the environment variable the model names.
+* ``anthropic``: the official ``anthropic`` SDK (an optional dependency: ``requirements-anthropic.txt``) against
+  the Messages API; the Chat Completions-shaped conversation is converted on the way out and the answer back.
 
 Messages use the Chat Completions shape. Tool names travel with ``.`` written as ``__`` (the protocol allows only
 letters, digits, ``_`` and ``-``). A provider raises ``ProviderError`` (``retryable`` for timeouts, rate limits
@@ -202,7 +204,143 @@ class OpenAIProvider:
         )
 
 
-PROVIDERS: dict[str, Provider] = {"scripted": ScriptedProvider(), "openai": OpenAIProvider()}
+# --- Anthropic -------------------------------------------------------------------------------------------------
+
+ANTHROPIC_MISSING = "the anthropic provider needs the 'anthropic' package: pip install -r requirements-anthropic.txt"
+ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; parameters.max_tokens overrides it
+
+
+class AnthropicProvider:
+    """The Messages API through the official ``anthropic`` SDK, imported only when a model uses it (the package is
+    optional). The conversation stays in the Chat Completions shape everywhere else: the system message becomes
+    ``system``, an assistant's tool calls ``tool_use`` blocks, consecutive tool results one user message of
+    ``tool_result`` blocks; the answer comes back as an assistant message of that shape, with any thinking
+    blocks kept in its ``meta`` so they can be sent back verbatim, as the API requires during tool use. The SDK's
+    own retries are off (the runtime retries inside the run's budget)."""
+
+    def complete(
+        self, *, model: Mapping[str, Any], messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+        timeout: float, script: Sequence[Mapping[str, Any]],
+    ) -> Completion:  # fmt: skip
+        try:
+            import anthropic
+        except ImportError as error:
+            raise ProviderError(ANTHROPIC_MISSING, retryable=False) from error
+
+        key_variable = model.get("api_key_env", "ANTHROPIC_API_KEY")
+        api_key = os.environ.get(key_variable)
+        if not api_key:
+            raise ProviderError(f"the environment variable {key_variable} (the API key) is not set", retryable=False)
+        client = anthropic.Anthropic(
+            api_key=api_key, base_url=model.get("base_url") or None, max_retries=0, timeout=timeout
+        )
+        system, wire_messages = anthropic_messages(messages)
+        parameters = dict(model.get("parameters") or {})
+        request: dict[str, Any] = {
+            "model": model["name"],
+            "max_tokens": int(parameters.pop("max_tokens", ANTHROPIC_MAX_TOKENS)),
+            "messages": wire_messages,
+        }
+        if system:
+            request["system"] = system
+        if tools:
+            request["tools"] = [
+                {"name": wire_name(t["name"]), "description": t["description"], "input_schema": t["parameters"]}
+                for t in tools
+            ]
+        if parameters:
+            request["extra_body"] = parameters  # sent as they are: temperature, top_p, stop_sequences, thinking, ...
+        try:
+            response = client.messages.create(**request)
+        except (
+            anthropic.APITimeoutError,
+            anthropic.APIConnectionError,
+            anthropic.RateLimitError,
+            anthropic.InternalServerError,
+        ) as e:
+            raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
+        except anthropic.APIStatusError as error:
+            raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
+        except anthropic.AnthropicError as error:
+            raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        wire_calls: list[dict[str, Any]] = []
+        thinking: list[dict[str, Any]] = []
+        for block in response.content or []:
+            kind = getattr(block, "type", None)
+            if kind == "text":
+                texts.append(block.text)
+            elif kind == "tool_use":
+                raw = json.dumps(block.input)
+                arguments = block.input if isinstance(block.input, dict) else None
+                calls.append(ToolCall(id=block.id, name=tool_name(block.name), arguments=arguments, raw_arguments=raw))
+                wire_calls.append({"id": block.id, "type": "function",
+                                   "function": {"name": block.name, "arguments": raw}})  # fmt: skip
+            elif kind in ("thinking", "redacted_thinking"):
+                thinking.append(block.to_dict(mode="json"))
+        text = "".join(texts)
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if wire_calls else "")}
+        if wire_calls:
+            message["tool_calls"] = wire_calls
+        if thinking:
+            message["meta"] = {"anthropic_thinking": thinking}
+        usage = response.usage
+        if usage is None:
+            input_tokens = estimate_tokens(json.dumps([system, wire_messages]))
+            output_tokens = estimate_tokens(text + "".join(call.raw_arguments for call in calls))
+        else:
+            input_tokens = (
+                (usage.input_tokens or 0)
+                + (usage.cache_creation_input_tokens or 0)
+                + (usage.cache_read_input_tokens or 0)
+            )
+            output_tokens = usage.output_tokens or 0
+        return Completion(
+            text=text, tool_calls=tuple(calls), input_tokens=input_tokens, output_tokens=output_tokens, message=message
+        )
+
+
+def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Chat Completions-shaped messages as the Messages API's ``system`` and ``messages``."""
+    system: list[str] = []
+    wire: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "system":
+            system.append(_text(message.get("content") or ""))
+        elif role == "tool":
+            result = {"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""),
+                      "content": _text(message.get("content") or "")}  # fmt: skip
+            previous = wire[-1] if wire else None
+            if previous and previous["role"] == "user" and isinstance(previous["content"], list):
+                previous["content"].append(result)  # consecutive tool results travel in one user message
+            else:
+                wire.append({"role": "user", "content": [result]})
+        elif role == "assistant":
+            blocks: list[dict[str, Any]] = list((message.get("meta") or {}).get("anthropic_thinking") or [])
+            if message.get("content"):
+                blocks.append({"type": "text", "text": _text(message["content"])})
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") or {}
+                try:
+                    arguments = json.loads(function.get("arguments") or "{}")
+                except ValueError:
+                    arguments = None
+                blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", ""),
+                               "input": arguments if isinstance(arguments, dict) else {}})  # fmt: skip
+            if blocks:
+                wire.append({"role": "assistant", "content": blocks})
+        else:
+            wire.append({"role": "user", "content": _text(message.get("content") or "")})
+    return "\n\n".join(part for part in system if part), wire
+
+
+PROVIDERS: dict[str, Provider] = {
+    "scripted": ScriptedProvider(),
+    "openai": OpenAIProvider(),
+    "anthropic": AnthropicProvider(),
+}
 
 
 def get_provider(name: str) -> Provider:

@@ -238,8 +238,11 @@ def _budget_problem(run: Run, ctx: Context, *, tokens: int = 0, cost: Decimal = 
 
 
 def _over_time(run: Run, ctx: Context) -> bool:
+    """Over the wall-time budget: time since the run started, less the time it waited for people."""
     limit = ctx.budgets.get("wall_seconds")
-    return bool(limit and run.started_at and (timezone.now() - run.started_at).total_seconds() > limit)
+    if not limit or run.started_at is None:
+        return False
+    return (timezone.now() - run.started_at).total_seconds() - run.waited_seconds > limit
 
 
 def plan(run_id: Any, owner: str) -> Plan:
@@ -426,6 +429,8 @@ def _park(run: Run, step: Step, tool: Tool, reason: str, *, kind: str = "approva
     )
     step.status, step.review = StepStatus.AWAITING_APPROVAL, item
     step.save(update_fields=["status", "review"])
+    run.parked_at = timezone.now()
+    run.save(update_fields=["parked_at"])
     _release(run, RunStatus.AWAITING_APPROVAL)
     audit_record(actor=run_actor(run), action="agent.approval.requested", target=step,
                  details={"tool": tool.name, "reason": reason, "review": item.pk, "risk": tool.risk})  # fmt: skip
@@ -435,6 +440,8 @@ def _park(run: Run, step: Step, tool: Tool, reason: str, *, kind: str = "approva
 def _start_execution(run: Run, ctx: Context, step: Step) -> Plan:
     problem = _budget_problem(run, ctx)
     if problem:
+        step.status, step.error, step.finished_at = StepStatus.DENIED, f"not called: {problem}", timezone.now()
+        step.save(update_fields=["status", "error", "finished_at"])
         _error_step(run, f"stopped before a tool call: {problem}")
         _finish(run, RunStatus.FAILED, error=f"Budget: {problem}.")
         return Plan("stop")

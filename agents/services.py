@@ -221,10 +221,13 @@ def _settle(item: ReviewItem, approved: bool, why: str) -> None:
     """Apply a final decision (or expiry) to the step it concerns and resume the run."""
     step = approval_step(item)
     run = Run.objects.select_for_update().get(pk=step.run_id)
-    step = Step.objects.select_for_update(of=("self",)).select_related("tool").get(pk=step.pk)
+    step = Step.objects.select_for_update(of=("self",)).select_related("tool", "compensates").get(pk=step.pk)
+    question = item.payload.get("question", "approval")
+    if question == "manual_undo":
+        _undone_by_hand(item, step, run, approved, why)
+        return
     if step.status != StepStatus.AWAITING_APPROVAL:
         return
-    question = item.payload.get("question", "approval")
     if approved:
         step.status = StepStatus.EXECUTING if question == "interrupted" else StepStatus.PROPOSED
         step.arguments = item.payload.get("arguments", step.arguments)
@@ -238,8 +241,11 @@ def _settle(item: ReviewItem, approved: bool, why: str) -> None:
     audit_record(actor=Actor.system("approvals"), action=f"agent.approval.{'approved' if approved else 'denied'}",
                  target=step, correlation_id=run.correlation_id, details={"why": why, "review": item.pk})  # fmt: skip
     if run.status == RunStatus.AWAITING_APPROVAL and not run.steps.filter(status=StepStatus.AWAITING_APPROVAL).exists():
-        run.status, run.updated_at = RunStatus.QUEUED, timezone.now()
-        run.save(update_fields=["status", "updated_at"])
+        now = timezone.now()
+        if run.parked_at is not None:  # waiting for people does not count against the wall-time budget
+            run.waited_seconds += (now - run.parked_at).total_seconds()
+        run.status, run.parked_at, run.updated_at = RunStatus.QUEUED, None, now
+        run.save(update_fields=["status", "parked_at", "waited_seconds", "updated_at"])
         _enqueue(run)
 
 
@@ -285,10 +291,35 @@ def run_compensate(*, actor: User, run: Run, reason: str) -> Run:
 
 
 def _write_steps(run: Run) -> list[Step]:
+    """The run's writes still in effect, newest first; those a person is asked to undo by hand are left out."""
+    by_hand = Step.objects.filter(run=run, compensates__isnull=False, review__status=ReviewStatus.PENDING)
     return list(
         run.steps.filter(kind=StepKind.TOOL_CALL, status=StepStatus.SUCCEEDED, tool__side_effect="write",
-                         compensates__isnull=True).select_related("tool").order_by("-seq")
+                         compensates__isnull=True)
+        .exclude(pk__in=by_hand.values("compensates"))
+        .select_related("tool").order_by("-seq")
     )  # fmt: skip
+
+
+def _undone_by_hand(item: ReviewItem, undo: Step, run: Run, approved: bool, why: str) -> None:
+    """A person undid a write by hand (approved) or will not (rejected); the run is rolled back once no write
+    remains in effect."""
+    original = undo.compensates
+    assert original is not None
+    if approved and original.status == StepStatus.SUCCEEDED:
+        original.status = StepStatus.COMPENSATED
+        original.save(update_fields=["status"])
+    undo.detail = {**undo.detail, "by_hand": why}
+    undo.save(update_fields=["detail"])
+    audit_record(actor=Actor.system("approvals"), target=original, correlation_id=run.correlation_id,
+                 action="agent.tool.undone_by_hand" if approved else "agent.tool.left_in_effect",
+                 details={"why": why, "review": item.pk})  # fmt: skip
+    pending = Step.objects.filter(run=run, compensates__isnull=False, review__status=ReviewStatus.PENDING)
+    if approved and run.status != RunStatus.ROLLED_BACK and not _write_steps(run) and not pending.exists():
+        run.status, run.updated_at = RunStatus.ROLLED_BACK, timezone.now()
+        run.save(update_fields=["status", "updated_at"])
+        audit_record(actor=Actor.system("approvals"), action="agent.run.compensated", target=run,
+                     correlation_id=run.correlation_id, details={"complete": True, "status": run.status})  # fmt: skip
 
 
 def compensate(run_id: Any, actor_id: int) -> None:
@@ -322,7 +353,7 @@ def compensate(run_id: Any, actor_id: int) -> None:
                                      detail={"tool_name": tool.name if tool else "", "compensation": True})  # fmt: skip
             if failure:
                 complete = False
-                review_item_open(
+                undo.review = review_item_open(
                     kind=ReviewKind.TOOL_APPROVAL, subject=undo,
                     subject_label=f"undo {step.tool.name} of run {str(run.pk)[:8]}",
                     reason=f"Not reversible automatically: {failure}. Undo it by hand, then approve; or reject.",
@@ -331,6 +362,7 @@ def compensate(run_id: Any, actor_id: int) -> None:
                              "result": step.result, "question": "manual_undo"},
                     due_in=dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS),
                 )  # fmt: skip
+                undo.save(update_fields=["review"])
             else:
                 step.status = StepStatus.COMPENSATED
                 step.save(update_fields=["status"])

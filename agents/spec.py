@@ -12,7 +12,7 @@ from typing import Any
 from governance.policies import ConditionError, compile_condition
 
 AUTONOMY = ("observe", "propose", "supervised", "autonomous")
-PROVIDERS = ("scripted", "openai")
+PROVIDERS = ("scripted", "openai", "anthropic")
 _EXPRESSION = re.compile(r"\{\{\s*(.+?)\s*\}\}")
 
 _CEL = {"type": "string", "minLength": 1, "maxLength": 4000}
@@ -34,7 +34,12 @@ AGENT_SCHEMA: dict[str, Any] = {
                 "provider": {"enum": list(PROVIDERS)},
                 "name": {"type": "string", "minLength": 1, "maxLength": 200},
                 "base_url": {"type": "string", "format": "uri", "maxLength": 500},
-                "api_key_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$", "default": "OPENAI_API_KEY"},
+                "api_key_env": {
+                    "type": "string",
+                    "pattern": "^[A-Z_][A-Z0-9_]*$",
+                    "description": "The environment variable with the API key: by default OPENAI_API_KEY for "
+                    "openai, ANTHROPIC_API_KEY for anthropic.",
+                },
                 "parameters": {"type": "object", "description": "Passed to the model: temperature, max_tokens, ..."},
                 "pricing": {
                     "type": "object",

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db.models import F
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,11 +22,13 @@ from agents.models import Run, RunStatus, Step, StepKind, StepStatus
 from audit.context import Actor
 from audit.models import AuditEvent
 from config.errors import Conflict
+from governance import services as governance_services
 from governance.demo import released
 from governance.guardrails import POLICY_KIND
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from governance.registry import get_kind
 from governance.roles import Role
+from governance.services import user_role_assign
 from tests.agents.unit_tools import notes, release_agent, spec, start_run
 
 OWNER = "test-owner"
@@ -508,6 +511,31 @@ def test_a_run_past_its_wall_time_times_out(
     assert len(events(run, "agent.run.timed_out")) == 1
 
 
+def test_time_spent_waiting_for_a_person_does_not_count_against_wall_time(
+    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    django_capture_on_commit_callbacks: Capture,
+) -> None:  # fmt: skip
+    grants = [{"tool": "unit.echo", "approval": "always"}]
+    script = [{"call": "unit.echo", "arguments": {"text": "'hi'"}}, *TELL]
+    unit_agent("patient", script, budgets={"steps": 5, "wall_seconds": 60}, grants=grants)
+    run = start_run(django_capture_on_commit_callbacks, operator, "patient", {})
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    # The approver takes two minutes: more than the whole wall-time budget.
+    Run.objects.filter(pk=run.pk).update(started_at=F("started_at") - dt.timedelta(seconds=120),
+                                         parked_at=F("parked_at") - dt.timedelta(seconds=120))  # fmt: skip
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL, status=ReviewStatus.PENDING)
+    with django_capture_on_commit_callbacks(execute=False):
+        governance_services.review_decide(actor=approver, item=item, decision="approve", digest=item.digest)
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+    assert run.waited_seconds >= 120
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+
+
 # --- tools that fail --------------------------------------------------------------------------------------------
 
 
@@ -709,6 +737,21 @@ def test_a_write_without_compensation_goes_to_a_person_and_the_run_is_not_rolled
     assert not_reversible.target_id == str(wire_step.pk)
     [done] = events(run, "agent.run.compensated")
     assert done.details == {"complete": False, "status": RunStatus.SUCCEEDED}
+
+    # Compensating again does not ask twice about the write a person is undoing by hand.
+    services.compensate(run.pk, operator.pk)
+    assert ReviewItem.objects.filter(payload__question="manual_undo").count() == 1
+
+    # The person undoes it by hand and approves: the write counts as compensated, the run is rolled back.
+    second = User.objects.create_user("second-approver")
+    user_role_assign(actor=Actor.system("tests"), user=second, role=Role.APPROVER)
+    governance_services.review_decide(actor=second, item=item, decision="approve", digest=item.digest,
+                                      comment="reversed the transfer by hand")  # fmt: skip
+    wire_step.refresh_from_db()
+    run.refresh_from_db()
+    assert (wire_step.status, run.status) == (StepStatus.COMPENSATED, RunStatus.ROLLED_BACK)
+    [by_hand] = events(run, "agent.tool.undone_by_hand")
+    assert by_hand.target_id == str(wire_step.pk)
 
 
 # --- the API ----------------------------------------------------------------------------------------------------
