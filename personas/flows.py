@@ -266,12 +266,11 @@ def validate_persona(spec: Any) -> dict[str, list[str]]:
             add_error(f"flows[{index}].id", f"flow {flow['id']!r}: another flow has this id")
         flow_ids.add(flow["id"])
         _check_flow(flow, f"flows[{index}]", add_error)
-    if (spec.get("llm_phrasing") or {}).get("enabled"):
-        add_error(
-            "llm_phrasing.enabled",
-            "LLM phrasing needs an LLM provider, and this installation has none yet: leave it off; the persona "
-            "speaks its scripted texts.",
-        )
+    phrasing = spec.get("llm_phrasing") or {}
+    if phrasing.get("enabled"):
+        for key in ("provider", "model"):
+            if not phrasing.get(key):
+                add_error(f"llm_phrasing.{key}", f"LLM phrasing needs a {key} when it is enabled.")
     return errors
 
 

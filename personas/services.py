@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
 
+from agents import providers
 from audit.context import Actor
 from audit.services import audit_record
 from config.errors import Conflict, DomainError, NotAllowed
@@ -136,9 +137,46 @@ def _guardrail_flag(decision: policies.Decision) -> dict[str, Any]:
     }
 
 
+PHRASING_SYSTEM = (
+    "You rephrase the lines of a customer-facing assistant. Keep every fact, number, name and question exactly; "
+    "change only the wording. Answer with the rephrased line alone."
+)
+
+
+def _phrased(ctx: _Context, text: str) -> tuple[str, dict[str, Any] | None]:
+    """The model's phrasing of ``text`` when the persona asks for one, linted; the scripted text (and a flag
+    saying why) on any error, a timeout or a phrasing the style guide blocks."""
+    phrasing = ctx.spec.get("llm_phrasing") or {}
+    if not phrasing.get("enabled"):
+        return text, None
+    model = {"provider": phrasing["provider"], "name": phrasing["model"], "base_url": phrasing.get("base_url"),
+             "api_key_env": phrasing.get("api_key_env") or f"{phrasing['provider'].upper()}_API_KEY",
+             "parameters": phrasing.get("parameters") or {}}  # fmt: skip
+    system = " ".join(filter(None, [PHRASING_SYSTEM, ctx.spec.get("tone"), phrasing.get("instructions")]))
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    try:
+        completion = providers.get_provider(model["provider"]).complete(
+            model=model, messages=messages, tools=[], timeout=float(phrasing.get("timeout_seconds", 5)), script=[]
+        )
+    except providers.ProviderError as error:
+        return text, {"kind": "phrasing.fallback", "reason": str(error)[:500]}
+    phrased = completion.text.strip()
+    if not phrased:
+        return text, {"kind": "phrasing.fallback", "reason": "the model answered nothing"}
+    if ctx.guide is not None:
+        blocked = [v.message for v in styleguide.lint(phrased, ctx.guide) if v.severity == "block"]
+        if blocked:
+            return text, {"kind": "phrasing.fallback", "reason": "the style guide blocks it", "violations": blocked}
+    return phrased, {"kind": "phrasing.model", "model": f"{model['provider']} {model['name']}"}
+
+
 def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
-    """An outgoing text through the style guide, then the ``output`` guardrails."""
-    out = _Outgoing(reply.text, Role.PERSONA, flow=reply.flow, step=reply.step)
+    """An outgoing text: phrased by a model when the persona asks for it, then through the style guide and the
+    ``output`` guardrails."""
+    text, phrasing_flag = _phrased(ctx, reply.text)
+    out = _Outgoing(text, Role.PERSONA, flow=reply.flow, step=reply.step)
+    if phrasing_flag is not None:
+        out.flags.append(phrasing_flag)
     fallback = _reply(ctx, ctx.spec["fallback"], "fallback").text
     if ctx.guide is not None:
         violations = styleguide.lint(out.text, ctx.guide)

@@ -23,6 +23,9 @@ from tests.support import child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The loopback Chat Completions server and its ``chat`` fixture, for every test that talks to a model.
+pytest_plugins = ["tests.chat_server"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Tests render pages without running collectstatic: plain storage, no manifest needed.

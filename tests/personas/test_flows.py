@@ -137,8 +137,8 @@ ASK_ITEM, ASK_REASON, ROUTE, LABEL = ([*RETURNS, "steps", i] for i in range(4))
                      "flow 'returns', step 'label'", "'shout' is not one of", id="unknown-step-type"),
         pytest.param(_set(["flows", 2, "id"], "returns"), "flows[2].id",
                      "flow 'returns'", "another flow has this id", id="duplicate-flow-id"),
-        pytest.param(_set(["llm_phrasing"], {"enabled": True}), "llm_phrasing.enabled",
-                     "LLM phrasing", "this installation has none", id="llm-phrasing"),
+        pytest.param(_set(["llm_phrasing"], {"enabled": True, "provider": "openai"}), "llm_phrasing.model",
+                     "LLM phrasing", "needs a model", id="llm-phrasing"),
     ],
 )  # fmt: skip
 def test_a_broken_persona_gets_one_error_at_the_path_naming_flow_and_step(
