@@ -20,6 +20,8 @@ from agents import http_tools, services
 from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool, ToolKind
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+from governance.models import ReviewItem, ReviewKind
+from governance.registry import ReviewPage, register_review_page
 
 
 @admin.register(AgentDefinition)
@@ -111,6 +113,32 @@ class ToolAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(request.path)
 
 
+def render_timeline(run: Run) -> str:
+    """Each step of the run with its duration, tokens, cost, arguments and result, and who decided approvals."""
+    rows = []
+    for step in run.steps.select_related("review", "compensates").prefetch_related("review__decisions"):
+        decided = ""
+        if step.review is not None:
+            link = reverse("admin:governance_reviewitem_change", args=[step.review.pk])
+            who = "; ".join(f"{d.decider_label} ({d.decider_roles}) {d.decision}d" for d in step.review.decisions.all())
+            decided = format_html('<a href="{}">{}</a> {}', link, step.review.get_status_display(), who)
+        rows.append((
+            step.seq, step.get_kind_display(), step.status, step.detail.get("tool_name", ""),
+            f"{step.duration_ms} ms" if step.duration_ms is not None else "…", step.tokens or "", step.cost or "",
+            _json(step.arguments), _json(step.result) or step.error or step.detail.get("text", ""), decided,
+        ))  # fmt: skip
+    if not rows:
+        return "No steps yet."
+    return format_html(
+        '<table class="timeline"><tr><th>#</th><th>step</th><th>status</th><th>tool</th><th>took</th>'
+        "<th>tokens</th><th>cost</th><th>arguments</th><th>result / error</th><th>approval</th></tr>{}</table>",
+        format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>", rows,
+        ),
+    )  # fmt: skip
+
+
 class RunActionForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
@@ -158,30 +186,7 @@ class RunAdmin(ReadOnly):
 
     @admin.display(description="timeline")
     def timeline(self, run: Run) -> str:
-        rows = []
-        for step in run.steps.select_related("review", "compensates").prefetch_related("review__decisions"):
-            decided = ""
-            if step.review is not None:
-                link = reverse("admin:governance_reviewitem_change", args=[step.review.pk])
-                who = "; ".join(
-                    f"{d.decider_label} ({d.decider_roles}) {d.decision}d" for d in step.review.decisions.all()
-                )
-                decided = format_html('<a href="{}">{}</a> {}', link, step.review.get_status_display(), who)
-            rows.append((
-                step.seq, step.get_kind_display(), step.status, step.detail.get("tool_name", ""),
-                f"{step.duration_ms} ms" if step.duration_ms is not None else "…", step.tokens or "", step.cost or "",
-                _json(step.arguments), _json(step.result) or step.error or step.detail.get("text", ""), decided,
-            ))  # fmt: skip
-        if not rows:
-            return "No steps yet."
-        return format_html(
-            '<table class="timeline"><tr><th>#</th><th>step</th><th>status</th><th>tool</th><th>took</th>'
-            "<th>tokens</th><th>cost</th><th>arguments</th><th>result / error</th><th>approval</th></tr>{}</table>",
-            format_html_join(
-                "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>", rows,
-            ),
-        )  # fmt: skip
+        return render_timeline(run)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         run = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -211,3 +216,25 @@ class RunAdmin(ReadOnly):
             "live": run.status not in FINISHED_RUN_STATUSES,
         }
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+
+def _approval_details(item: ReviewItem) -> str:
+    step = services.approval_step(item)
+    run_url = reverse("admin:agents_run_change", args=[step.run_id])
+    return format_html(
+        '<p>Run <a href="{}">{}</a>, started by {}: its timeline so far.</p>{}',
+        run_url, str(step.run_id)[:8], step.run.requested_by.get_username(), render_timeline(step.run),
+    )  # fmt: skip
+
+
+def _editable_arguments(item: ReviewItem) -> dict[str, Any] | None:
+    if item.payload.get("question") != "approval":
+        return None
+    arguments: dict[str, Any] = item.payload.get("arguments") or {}
+    return arguments
+
+
+register_review_page(
+    ReviewKind.TOOL_APPROVAL,
+    ReviewPage(details=_approval_details, editable=_editable_arguments, decide=services.approval_decide),
+)

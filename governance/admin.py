@@ -27,11 +27,11 @@ from governance.models import (
     LabelPointer,
     Release,
     ReviewItem,
-    ReviewKind,
     ReviewStatus,
     Version,
     VersionStatus,
 )
+from governance.registry import review_page
 
 
 def _user(request: HttpRequest) -> User:
@@ -89,6 +89,11 @@ class ObjectRollbackForm(forms.Form):
 class DecideForm(forms.Form):
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     digest = forms.CharField(widget=forms.HiddenInput)
+    arguments = forms.JSONField(
+        required=False,
+        widget=JSONTextarea(attrs={"rows": 8, "cols": 80}),
+        help_text="Change them and press “Approve with these arguments” to approve the call as edited.",
+    )
 
 
 class ReleaseForm(forms.Form):
@@ -449,34 +454,46 @@ class ReviewItemAdmin(ReadOnly):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         item = get_object_or_404(ReviewItem, pk=object_id)
+        page = review_page(item.kind)
+        answered_at = page.answered_at(item) if page.answered_at else ""
         can_decide = (
             request.user.has_perm("governance.decide_reviewitem")
-            and item.kind != ReviewKind.HANDOVER  # answered in the conversation itself
+            and not answered_at
             and item.status == ReviewStatus.PENDING
             and item.requested_by_id != request.user.pk
         )
+        editable = page.editable(item) if page.editable and can_decide else None
         shown_digest = selectors.review_digest(item)
-        form = DecideForm(request.POST or None, initial={"digest": shown_digest})
+        form = DecideForm(request.POST or None, initial={"digest": shown_digest, "arguments": editable})
+        if editable is None:
+            del form.fields["arguments"]
         if request.method == "POST":
-            decision = "approve" if "_approve" in request.POST else "reject" if "_reject" in request.POST else ""
+            decision = next((d for d in ("approve", "reject", "edit") if f"_{d}" in request.POST), "")
             if decision and form.is_valid():
+                decide = page.decide or services.review_decide
+                choice = {"arguments": form.cleaned_data.get("arguments")} if decision == "edit" else {}
                 try:
-                    services.review_decide(
+                    decide(
                         actor=_user(request),
                         item=item,
                         decision=decision,
                         digest=form.cleaned_data["digest"],
                         comment=form.cleaned_data["comment"],
+                        **choice,
                     )
                 except DomainError as error:
                     _report(request, error)
                 else:
-                    messages.success(request, f"You {decision}d {item}.")
+                    said = "approved with edited arguments" if decision == "edit" else f"{decision}d"
+                    messages.success(request, f"You {said} {item}.")
                 return HttpResponseRedirect(request.path)
         extra = {
             **(extra_context or {}),
             "decide_form": form,
             "can_decide": can_decide,
+            "editable": editable is not None,
+            "answered_at": answered_at,
+            "details": page.details(item) if page.details else "",
             "own_request": item.requested_by_id == request.user.pk,
             "shown_digest": shown_digest,
         }

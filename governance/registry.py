@@ -79,3 +79,29 @@ def get_kind(name: str) -> GovernedKind:
 
 def all_kinds() -> list[GovernedKind]:
     return list(_KINDS.values())
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    """How the console shows and decides review items of one kind, declared by the app that raises them (the
+    governance app cannot import it). Every part is optional; without one the page is the generic one."""
+
+    # Where the item is answered instead of being approved or rejected (a hand-over: its conversation).
+    answered_at: Callable[[Any], str] | None = None
+    # More of what is being decided, as safe HTML (a run's timeline so far).
+    details: Callable[[Any], str] | None = None
+    # The arguments an approver may change before approving, or None when nothing is editable.
+    editable: Callable[[Any], dict[str, Any] | None] | None = None
+    # Decides the item: ``decide(actor=, item=, decision=, digest=, comment=, arguments=)``.
+    decide: Callable[..., Any] | None = None
+
+
+_REVIEW_PAGES: dict[str, ReviewPage] = {}
+
+
+def register_review_page(kind: str, page: ReviewPage) -> None:
+    _REVIEW_PAGES[kind] = page
+
+
+def review_page(kind: str) -> ReviewPage:
+    return _REVIEW_PAGES.get(kind, ReviewPage())

@@ -13,10 +13,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+from governance.models import ReviewKind
+from governance.registry import ReviewPage, register_review_page
 from personas import services
 from personas.models import Conversation, ConversationStatus, Persona, StyleGuide
 
@@ -117,3 +120,9 @@ class ConversationAdmin(ReadOnly):
             return HttpResponseRedirect(request.path)
         extra = {**(extra_context or {}), "operator_form": form, "can_answer": can_answer}
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+
+register_review_page(
+    ReviewKind.HANDOVER,
+    ReviewPage(answered_at=lambda item: reverse("admin:personas_conversation_change", args=[item.subject_id])),
+)

@@ -1,0 +1,132 @@
+"""Runs and tool approvals in the console: the approval page shows the run so far and lets an approver edit the
+arguments; the requester cannot decide; a run's page offers cancel and compensate to those who may."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from agents import runtime
+from agents.models import Run, RunStatus, Step, StepStatus
+from audit.context import Actor
+from audit.models import AuditEvent
+from governance.models import ReviewItem, ReviewKind, ReviewStatus
+from governance.roles import Role
+from governance.services import user_role_assign
+from tests.agents.unit_tools import release_agent, spec, start_run
+
+pytestmark = pytest.mark.usefixtures("committed")
+
+OWNER = "console-test"
+NOTE_SCRIPT = [
+    {"call": "unit.note", "arguments": {"message": "input.message"}},
+    {"answer": "noted: {{ last }}"},
+]
+
+
+@pytest.fixture
+def committed(transactional_db: None) -> None:
+    from agents.services import tools_sync
+
+    tools_sync(actor=Actor.system("tests"))
+
+
+@pytest.fixture
+def parked(editor: User, approver: User, operator: User, django_capture_on_commit_callbacks: Any) -> Run:
+    grants = [{"tool": "unit.note", "approval": "always", "constraints": ["size(args.message) < 40"]}]
+    release_agent(editor, approver, "noter", spec(NOTE_SCRIPT, grants=grants))
+    run = start_run(django_capture_on_commit_callbacks, operator, "noter", {"message": "first draft"})
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    return run
+
+
+def _item_page(item: ReviewItem) -> str:
+    return reverse("admin:governance_reviewitem_change", args=[item.pk])
+
+
+def test_an_approver_sees_the_run_so_far_and_approves_with_edited_arguments(
+    client: Client, parked: Run, make_user: Callable[..., User], django_capture_on_commit_callbacks: Any
+) -> None:
+    decider = make_user("dora-decider", Role.APPROVER)
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL)
+    client.force_login(decider)
+    page = client.get(_item_page(item)).content.decode()
+    assert "So far" in page
+    assert reverse("admin:agents_run_change", args=[parked.pk]) in page
+    assert "first draft" in page  # the proposed arguments, editable
+    assert 'name="_edit"' in page
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(_item_page(item), {
+            "digest": item.digest, "comment": "shorter", "arguments": '{"message": "final"}', "_edit": "1",
+        })  # fmt: skip
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.APPROVED
+    assert AuditEvent.objects.filter(action="agent.approval.edited", actor_label=decider.username).exists()
+    runtime.advance(parked.pk, OWNER)
+    parked.refresh_from_db()
+    assert parked.status == RunStatus.SUCCEEDED, parked.error
+    step = Step.objects.get(run=parked, tool__name="unit.note")
+    assert (step.status, step.arguments) == (StepStatus.SUCCEEDED, {"message": "final"})
+
+
+def test_edited_arguments_that_break_a_constraint_are_refused_and_said(
+    client: Client, parked: Run, approver: User
+) -> None:
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL)
+    client.force_login(approver)
+    response = client.post(_item_page(item), {
+        "digest": item.digest, "comment": "", "arguments": '{"message": "' + "x" * 50 + '"}', "_edit": "1",
+    }, follow=True)  # fmt: skip
+    assert "break the grant" in response.content.decode()
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.PENDING
+
+
+def test_the_requester_of_a_run_cannot_decide_its_approval(
+    client: Client,
+    editor: User,
+    approver: User,
+    make_user: Callable[..., User],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    both = make_user("otto-and-april", Role.OPERATOR)
+    user_role_assign(actor=Actor.system("tests"), user=both, role=Role.APPROVER)
+    release_agent(editor, approver, "noter", spec(NOTE_SCRIPT, grants=[{"tool": "unit.note", "approval": "always"}]))
+    run = start_run(django_capture_on_commit_callbacks, both, "noter", {"message": "mine"})
+    runtime.advance(run.pk, OWNER)
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL)
+    client.force_login(both)
+    page = client.get(_item_page(item)).content.decode()
+    assert "You made this request: someone else has to decide it." in page
+    assert 'name="_approve"' not in page
+    client.post(_item_page(item), {"digest": item.digest, "comment": "", "_approve": "1"})  # forced: refused
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.PENDING
+
+
+def test_a_viewer_sees_the_approval_but_no_decision_buttons(client: Client, parked: Run, viewer: User) -> None:
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL)
+    client.force_login(viewer)
+    page = client.get(_item_page(item))
+    assert page.status_code == 200
+    assert b'name="_approve"' not in page.content
+    run_page = client.get(reverse("admin:agents_run_change", args=[parked.pk])).content.decode()
+    assert "Cancel the run" not in run_page
+    assert "refreshes itself" in run_page  # a live run
+
+
+def test_an_operator_cancels_a_parked_run_from_its_page(client: Client, parked: Run, operator: User) -> None:
+    client.force_login(operator)
+    page = reverse("admin:agents_run_change", args=[parked.pk])
+    assert "Cancel the run" in client.get(page).content.decode()
+    assert client.post(page, {"reason": "not needed", "_cancel": "1"}).status_code == 302
+    parked.refresh_from_db()
+    assert parked.status == RunStatus.CANCELLED
+    assert ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL).status == ReviewStatus.WITHDRAWN
