@@ -21,7 +21,7 @@ from tests.agents.unit_tools import release_agent, spec, start_run
 pytestmark = pytest.mark.usefixtures("committed")
 
 OWNER = "console-test"
-NOTE_SCRIPT = [
+NOTE_SCRIPT: list[dict[str, Any]] = [
     {"call": "unit.note", "arguments": {"message": "input.message"}},
     {"answer": "noted: {{ last }}"},
 ]
