@@ -101,6 +101,17 @@ class ReleaseForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What this release is for.")
 
 
+class CompareForm(forms.Form):
+    old = forms.ModelChoiceField(Version.objects.none(), label="from", to_field_name="number")
+    new = forms.ModelChoiceField(Version.objects.none(), label="to", to_field_name="number")
+
+    def __init__(self, *args: Any, obj: GovernedObject, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        versions = obj.versions.order_by("-number")
+        self.fields["old"].queryset = versions  # type: ignore[attr-defined]
+        self.fields["new"].queryset = versions  # type: ignore[attr-defined]
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
@@ -213,6 +224,7 @@ class GovernedObjectAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/submit/", self.admin_site.admin_view(self.submit_view), name=f"{prefix}_submit"),
             path("<int:pk>/rollback/", self.admin_site.admin_view(self.rollback_view), name=f"{prefix}_rollback"),
+            path("<int:pk>/compare/", self.admin_site.admin_view(self.compare_view), name=f"{prefix}_compare"),
             *super().get_urls(),
         ]
 
@@ -253,6 +265,26 @@ class GovernedObjectAdmin(admin.ModelAdmin):
                 messages.success(request, f"Submitted {version} for review.")
                 return HttpResponseRedirect(reverse("admin:governance_version_change", args=[version.pk]))
         return self._page(request, obj, f"Submit {obj} for review", form, "Submit for review")
+
+    def compare_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Any two versions side by side, field by field (line by line for long texts)."""
+        obj = get_object_or_404(self.get_queryset(request), pk=pk)
+        versions = list(obj.versions.order_by("-number")[:2])
+        initial = {"new": versions[0].number, "old": versions[-1].number} if versions else {}
+        form = CompareForm(request.GET or None, obj=obj, initial=initial)
+        diff = ""
+        if form.is_valid():
+            old, new = form.cleaned_data["old"], form.cleaned_data["new"]
+            diff = render_side_by_side(old, new, selectors.versions_diff(old, new)["changes"])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": obj,
+            "title": f"Compare versions of {obj}",
+            "form": form,
+            "diff": diff,
+        }
+        return TemplateResponse(request, "admin/governance/compare.html", context)
 
     def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         obj = get_object_or_404(self.get_queryset(request), pk=pk)
@@ -379,6 +411,29 @@ def render_checks(checks: list[dict[str, Any]]) -> str:
         '<table class="checks"><tr><th>check</th><th>result</th><th>finding</th></tr>{}</table>',
         format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
     )
+
+
+def _side(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+
+
+def render_side_by_side(old: Version, new: Version, changes: list[dict[str, Any]]) -> str:
+    if not changes:
+        return format_html("<p>v{} and v{} have the same spec.</p>", old.number, new.number)
+    rows = []
+    for change in changes:
+        if "lines" in change:
+            before = "\n".join(line for line in change["lines"][2:] if not line.startswith("+"))
+            after = "\n".join(line for line in change["lines"][2:] if not line.startswith("-"))
+        else:
+            before, after = _side(change["old"]), _side(change["new"])
+        rows.append((change["path"] or "(whole spec)", change["change"], before, after))
+    return format_html(
+        '<table class="diff side-by-side"><tr><th>field</th><th>change</th><th>v{}</th><th>v{}</th></tr>{}</table>',
+        old.number, new.number,
+        format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
+                         rows),
+    )  # fmt: skip
 
 
 def render_diff(changes: list[dict[str, Any]]) -> str:

@@ -171,3 +171,23 @@ def test_an_approved_version_is_released_from_its_page(
     assert services.label_resolve(kind="style_guide", slug="brand", label="staging") == version
     client.force_login(editor)
     assert client.post(reverse("admin:governance_version_release", args=[version.pk]), {}).status_code == 403
+
+
+def test_any_two_versions_are_compared_side_by_side(client: Client, editor: User) -> None:
+    guide = services.governed_object_create(actor=editor, kind="style_guide", slug="cmp", name="Cmp", draft=SPEC)
+    services.version_submit(actor=editor, obj=guide)
+    changed = {**SPEC, "banned": [{"phrase": "cheap"}, {"phrase": "bargain"}], "max_sentence_words": 20}
+    services.draft_update(actor=editor, obj=guide, draft=changed)
+    services.version_submit(actor=editor, obj=guide)
+    client.force_login(editor)
+    url = reverse("admin:personas_styleguide_compare", args=[guide.pk])
+    page = client.get(url, {"old": "1", "new": "2"}).content.decode()
+    assert "<th>v1</th><th>v2</th>" in page
+    assert "banned[1]" in page
+    assert "bargain" in page
+    assert "max_sentence_words" in page
+    same = client.get(url, {"old": "2", "new": "2"}).content.decode()
+    assert "v2 and v2 have the same spec." in same
+    bad = client.get(url, {"old": "9", "new": "2"})
+    assert bad.status_code == 200
+    assert "Select a valid choice" in bad.content.decode()
