@@ -4,6 +4,7 @@ Every change goes through ``governance.services``: the console refuses exactly w
 (self-review, stale digests, failing checks, a role without the permission) and says why.
 """
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -16,7 +17,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 
 from config.errors import DomainError
 from governance import selectors, services
@@ -456,10 +459,29 @@ def render_diff(changes: list[dict[str, Any]]) -> str:
     )
 
 
+class AgeFilter(admin.SimpleListFilter):
+    title = "age"
+    parameter_name = "age"
+    AGES = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("hour", "older than an hour"), ("day", "older than a day"), ("week", "older than a week"),
+                ("overdue", "overdue")]  # fmt: skip
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = timezone.now()
+        if self.value() == "overdue":
+            return queryset.filter(status=ReviewStatus.PENDING, due_at__lt=now)
+        age = self.AGES.get(self.value() or "")
+        return queryset.filter(created_at__lt=now - age) if age else queryset
+
+
 @admin.register(ReviewItem)
 class ReviewItemAdmin(ReadOnly):
-    list_display = ("__str__", "kind", "risk", "status", "requested_by_label", "due_at", "overdue_flag")
-    list_filter = ("kind", "status", "risk")
+    """The review queue: everything a person must decide, pending first by default, oldest due first."""
+
+    list_display = ("__str__", "kind", "risk", "status", "requested_by_label", "age", "due_at", "overdue_flag")
+    list_filter = ("kind", "status", "risk", AgeFilter)
     search_fields = ("subject_label", "reason", "requested_by_label")
     change_form_template = "admin/governance/review_change_form.html"
     readonly_fields = ("kind", "subject_link", "reason", "raised_by", "risk", "requested_by_label",
@@ -470,6 +492,16 @@ class ReviewItemAdmin(ReadOnly):
     @admin.display(description="overdue", boolean=True)
     def overdue_flag(self, item: ReviewItem) -> bool:
         return item.overdue
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, item: ReviewItem) -> str:
+        return timesince(item.created_at)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        """The queue opens on what is pending; the status filter shows the rest."""
+        if not request.GET and request.method == "GET":
+            return HttpResponseRedirect(f"{request.path}?status__exact={ReviewStatus.PENDING}")
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="what is decided")
     def shown(self, item: ReviewItem) -> str:
