@@ -18,8 +18,10 @@ from django.utils.html import format_html, format_html_join
 
 from agents import http_tools, services
 from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool, ToolKind
+from config.changelists import BoundedCountPaginator
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+from governance.admin_filters import LabelFilter
 from governance.models import ReviewItem, ReviewKind
 from governance.registry import ReviewPage, register_review_page
 
@@ -154,15 +156,18 @@ def _json(value: Any) -> str:
 class RunAdmin(ReadOnly):
     list_display = ("short_id", "agent", "version_number", "status", "requested_by", "steps_used", "tokens_used",
                     "cost_used", "created_at")  # fmt: skip
-    list_filter = ("status", "label", "agent")
+    # A large table: no unbounded COUNT(*), no facet counts, no SELECT DISTINCT for a filter's choices, and no
+    # date_hierarchy (it reads the first and last dates and the distinct years, months or days of every run).
+    list_filter = ("status", LabelFilter, "agent", "created_at")
     list_select_related = ("agent", "version", "requested_by")
     search_fields = ("id", "agent__slug", "requested_by__username", "idempotency_key")
-    date_hierarchy = "created_at"
-    show_full_result_count = False  # no unbounded COUNT(*) on a large table
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
     change_form_template = "admin/agents/run_change_form.html"
-    fields = ("agent", "version_number", "label", "status", "requested_by", "input_pretty", "result_pretty", "error",
-              "steps_used", "tokens_used", "cost_used", "correlation_id", "created_at", "started_at", "finished_at",
-              "timeline")  # fmt: skip
+    fields = ("agent", "version_number", "label", "status", "requested_by", "origin", "input_pretty", "result_pretty",
+              "error", "steps_used", "tokens_used", "cost_used", "correlation_id", "created_at", "started_at",
+              "finished_at", "timeline")  # fmt: skip
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:

@@ -100,6 +100,8 @@ class Run(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
     idempotency_key = models.CharField(max_length=200, blank=True)
     correlation_id = models.UUIDField(default=uuid.uuid4)
+    origin = models.CharField(max_length=100, blank=True, help_text='What started it, when not an API client: '
+                              '"personas.conversation:<id>" for a persona\'s hand-off.')  # fmt: skip
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     input = models.JSONField(default=dict)
     result = models.JSONField(null=True, blank=True)

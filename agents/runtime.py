@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from agents import http_tools, providers, tools
 from agents.models import Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
+from agents.signals import run_finished
 from agents.spec import parse_expiry
 from audit.context import Actor, audit_context
 from audit.services import audit_record
@@ -133,8 +134,10 @@ def _finish(run: Run, status: str, *, result: Any = None, error: str = "") -> No
         actor=run_actor(run),
         action=f"agent.run.{status}",
         target=run,
+        correlation_id=run.correlation_id,
         details={"error": error, "steps": run.steps_used, "tokens": run.tokens_used, "cost": str(run.cost_used)},
     )
+    run_finished.send(sender=Run, run=run)
 
 
 # --- steps --------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ advances runs in Celery tasks; these services enqueue that work after their tran
 
 import datetime as dt
 import json
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,6 +91,25 @@ def run_start(
     """Start a run of the agent version released under ``label`` (pinned, with the guardrail policies released
     under it). The same ``idempotency_key`` from the same user returns the existing run. Returns (run, created)."""
     _require(actor, "agents.start_run", "start runs")
+    return _start(actor=actor, agent=agent, input=input, label=label, idempotency_key=idempotency_key)
+
+
+@transaction.atomic
+def run_start_handoff(
+    *, requested_by: User, agent: str, input: dict[str, Any], label: str, origin: str, correlation_id: Any
+) -> Run:
+    """Start a run for a released persona's hand-off step, on behalf of the conversation's client. The persona
+    version that asks for it was reviewed and released, which is what authorises it; the run is audited under
+    the conversation's correlation id and says where it came from (``origin``)."""
+    run, _ = _start(actor=requested_by, agent=agent, input=input, label=label, origin=origin,
+                    correlation_id=correlation_id)  # fmt: skip
+    return run
+
+
+def _start(
+    *, actor: User, agent: str, input: dict[str, Any], label: str, idempotency_key: str = "", origin: str = "",
+    correlation_id: Any = None,
+) -> tuple[Run, bool]:  # fmt: skip
     if idempotency_key:
         existing = Run.objects.filter(requested_by=actor, idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -105,7 +125,7 @@ def run_start(
         with transaction.atomic():
             run = Run.objects.create(
                 agent=version.object, version=version, label=label, requested_by=actor, input=input,
-                idempotency_key=idempotency_key,
+                idempotency_key=idempotency_key, origin=origin, correlation_id=correlation_id or uuid.uuid4(),
                 policy_versions=[{"slug": p.object.slug, "version": p.version.number, "id": p.version.pk}
                                  for p in pinned],
             )  # fmt: skip
@@ -116,7 +136,7 @@ def run_start(
     audit_record(
         actor=audit_actor(actor), action="agent.run.started", target=run, correlation_id=run.correlation_id,
         details={"agent": agent, "version": version.number, "label": label, "idempotency_key": idempotency_key,
-                 "policies": [f"{p['slug']} v{p['version']}" for p in run.policy_versions]},
+                 "origin": origin, "policies": [f"{p['slug']} v{p['version']}" for p in run.policy_versions]},
     )  # fmt: skip
     _enqueue(run)
     return run, True
@@ -135,10 +155,23 @@ def _same_request(run: Run, agent: str, input: dict[str, Any], label: str) -> No
 def run_cancel(*, actor: User, run: Run, reason: str = "") -> Run:
     """Stop a run: at once when it is queued or waiting for a person, else at its next step boundary."""
     _require(actor, "agents.cancel_run", "cancel runs")
+    return _cancel(actor=audit_actor(actor), who=actor.get_username(), run=run, reason=reason)
+
+
+@transaction.atomic
+def run_cancel_handoff(*, run: Run, origin: str, reason: str) -> Run:
+    """Stop a run that a persona's hand-off started, for that persona (the user wrote again and the persona's
+    policy is to interrupt). Only the origin that started the run may stop it this way."""
+    if run.origin != origin:
+        raise NotAllowed("Only what started this run may stop it on its behalf.")
+    return _cancel(actor=Actor.system(origin), who=origin, run=run, reason=reason)
+
+
+def _cancel(*, actor: Actor, who: str, run: Run, reason: str) -> Run:
     run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run.pk)
     if run.status in FINISHED_RUN_STATUSES:
         raise Conflict(f"This run is {run.get_status_display()} already.", code="finished")
-    audit_record(actor=audit_actor(actor), action="agent.run.cancel_requested", target=run,
+    audit_record(actor=actor, action="agent.run.cancel_requested", target=run,
                  correlation_id=run.correlation_id, details={"reason": reason, "status": run.status})  # fmt: skip
     if run.status == RunStatus.RUNNING:
         run.cancel_requested = True
@@ -151,10 +184,8 @@ def run_cancel(*, actor: User, run: Run, reason: str = "") -> Run:
         step.save(update_fields=["status", "error", "finished_at"])
     run.cancel_requested = True
     run.save(update_fields=["cancel_requested"])
-    with audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
-        runtime._finish(
-            run, RunStatus.CANCELLED, error=f"Cancelled by {actor.get_username()}" + (f": {reason}" if reason else ".")
-        )
+    with audit_context(actor=actor, correlation_id=run.correlation_id):
+        runtime._finish(run, RunStatus.CANCELLED, error=f"Cancelled by {who}" + (f": {reason}" if reason else "."))
     return run
 
 

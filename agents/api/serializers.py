@@ -58,8 +58,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["id", "agent", "version", "label", "status", "input", "result", "error", "requested_by",
-                  "idempotency_key", "correlation_id", "steps_used", "tokens_used", "cost_used", "cancel_requested",
-                  "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "idempotency_key", "correlation_id", "origin", "steps_used", "tokens_used", "cost_used",
+                  "cancel_requested", "created_at", "started_at", "finished_at"]  # fmt: skip
 
 
 class RunDetailSerializer(RunSerializer):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -526,8 +527,10 @@ def test_time_spent_waiting_for_a_person_does_not_count_against_wall_time(
     Run.objects.filter(pk=run.pk).update(started_at=F("started_at") - dt.timedelta(seconds=120),
                                          parked_at=F("parked_at") - dt.timedelta(seconds=120))  # fmt: skip
     item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL, status=ReviewStatus.PENDING)
-    with django_capture_on_commit_callbacks(execute=False):
+    with transaction.atomic():
         governance_services.review_decide(actor=approver, item=item, decision="approve", digest=item.digest)
+        assert len(connection.run_on_commit) == 1  # the resume is enqueued after commit; this test advances it
+        connection.run_on_commit.clear()
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
     assert run.waited_seconds >= 120
