@@ -16,8 +16,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from config.changelists import LargeTableAdmin
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+from governance.admin_filters import LabelFilter
 from governance.models import ReviewKind
 from governance.registry import ReviewPage, register_review_page
 from personas import services
@@ -44,12 +46,14 @@ class OperatorForm(forms.Form):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnly):
+class ConversationAdmin(LargeTableAdmin, ReadOnly):
     list_display = ("short_id", "persona", "version_number", "label", "client", "status", "updated_at")
-    list_filter = ("status", "label", "persona")
+    # A large table (LargeTableAdmin): labels from the labels table and a date filter, not a SELECT DISTINCT
+    # over every row for the labels' choices, nor a date_hierarchy (which reads every row's date).
+    list_filter = ("status", LabelFilter, "persona", "created_at")
     list_select_related = ("persona", "version", "client")
     search_fields = ("id", "persona__slug", "client__username", "escalation_reason")
-    date_hierarchy = "created_at"
+    list_defer = ("state", "policy_versions", "persona__draft", "version__spec", "version__checks")
     change_form_template = "admin/personas/conversation_change_form.html"
     fields = ("persona", "version_number", "label", "client", "status", "escalation_reason", "pinned_policies",
               "rating", "comment", "created_at", "closed_at", "transcript")  # fmt: skip

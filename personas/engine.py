@@ -148,14 +148,14 @@ class _Runner:
                 return
             elif kind == "handoff":
                 inputs = {
-                    name: flows.render(template, self.slots()) for name, template in (step.get("input") or {}).items()
+                    name: flows.value(template, self.slots()) for name, template in (step.get("input") or {}).items()
                 }
                 if step.get("text"):
                     self.say(step["text"], "say", flow_id, step_id)
                 self.leave_flow()
                 self.turn.outcome = Outcome(
                     handoff={"agent": step["agent"], "label": step.get("label", "production"), "input": inputs,
-                             "flow": flow_id, "step": step_id}
+                             "reply": step.get("reply", "{{result.answer}}"), "flow": flow_id, "step": step_id}
                 )  # fmt: skip
                 return
             elif kind == "end":

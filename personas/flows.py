@@ -35,7 +35,7 @@ DEFAULT_MESSAGES = {
 # Slots every template may use, whatever the flow: the persona's display name.
 BUILTIN_SLOTS = frozenset({"persona_name"})
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
 _BRACES = re.compile(r"\{\{|\}\}")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
@@ -113,7 +113,10 @@ def render(template: str, slots: Mapping[str, Any]) -> str:
     """``template`` with each ``{{slot}}`` replaced by the slot's value (empty when unset), in one pass."""
 
     def value(match: re.Match[str]) -> str:
-        found = slots.get(match.group(1))
+        root, *path = match.group(1).split(".")
+        found = slots.get(root)
+        for key in path:  # result.order.status: fields of a structured value (an agent's result)
+            found = found.get(key) if isinstance(found, Mapping) else None
         if found is None:
             return ""
         if isinstance(found, bool):
@@ -123,6 +126,15 @@ def render(template: str, slots: Mapping[str, Any]) -> str:
         return str(found)
 
     return _PLACEHOLDER.sub(value, template)
+
+
+def value(template: str, slots: Mapping[str, Any]) -> Any:
+    """A template that is one placeholder and nothing else gives the slot's value as it is (a number stays a
+    number, for an agent's input); any other template gives its rendered text."""
+    whole = _PLACEHOLDER.fullmatch(template.strip())
+    if whole and "." not in whole.group(1) and slots.get(whole.group(1)) is not None:
+        return slots[whole.group(1)]
+    return render(template, slots)
 
 
 def templates(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -137,7 +149,7 @@ def templates(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
     for flow_index, flow in enumerate(spec.get("flows") or []):
         for step_index, step in enumerate(flow.get("steps") or []):
             where = f"flow {flow.get('id')!r}, step {step.get('id')!r}"
-            for key in ("text", "prompt", "reprompt"):
+            for key in ("text", "prompt", "reprompt", "reply"):
                 if isinstance(step.get(key), str):
                     yield f"flows[{flow_index}].steps[{step_index}].{key}", where, step[key]
 
@@ -234,12 +246,14 @@ def _check_flow(flow: Mapping[str, Any], flow_path: str, add_error: Any) -> None
         for key in ("text", "prompt", "reprompt", "reason", "value"):
             if isinstance(step.get(key), str):
                 _check_template(step[key], known, lambda message, key=key: add(key, message))
+        if isinstance(step.get("reply"), str):  # a hand-off's reply may also use the run's result
+            _check_template(step["reply"], known | {"result"}, lambda message: add("reply", message))
         for name, template in (step.get("input") or {}).items():
             _check_template(template, known, lambda message, name=name: add(f"input.{name}", message))
 
 
 def _check_template(template: str, known: set[str], add: Any, *, where: str = "the flow never fills") -> None:
-    unknown = sorted({name for name in placeholders(template) if name not in known})
+    unknown = sorted({name for name in placeholders(template) if name.split(".")[0] not in known})
     if unknown:
         add(f"the template names slots {where}: {', '.join(unknown)}")
     if _BRACES.search(_PLACEHOLDER.sub("", template)):

@@ -51,6 +51,9 @@ class Conversation(models.Model):
     status = models.CharField(max_length=20, choices=ConversationStatus.choices, default=ConversationStatus.ACTIVE)
     state = models.JSONField(default=dict, blank=True)
     escalation_reason = models.TextField(blank=True)
+    # The agent run of the latest hand-off; it shares the conversation's correlation id in the audit trail.
+    run = models.ForeignKey("agents.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    correlation_id = models.UUIDField(default=uuid.uuid4)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -19,8 +19,11 @@ from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
 
+from agents import models as agent_models
 from agents import providers
-from audit.context import Actor
+from agents import services as agent_services
+from agents.signals import run_finished
+from audit.context import Actor, audit_context
 from audit.services import audit_record
 from config.errors import Conflict, DomainError, NotAllowed
 from governance import detectors, policies, selectors
@@ -118,6 +121,11 @@ def _context(conversation: Conversation, actor: Actor) -> _Context:
         for slug, number, policy in selectors.frozen_versions([p["id"] for p in conversation.policy_versions])
     ]
     return _Context(conversation, spec, guide, refs, actor)
+
+
+def _audit(*, target: Conversation, **event: Any) -> None:
+    """Every event of a conversation, and of the agent runs it starts, carries the conversation's correlation id."""
+    audit_record(target=target, correlation_id=target.correlation_id, **event)
 
 
 def _facts(ctx: _Context, text: str) -> dict[str, Any]:
@@ -259,9 +267,7 @@ def _escalate(ctx: _Context, reason: str) -> None:
                  "version": conversation.version.number, "reason": reason},
         due_in=dt.timedelta(minutes=settings.PERSONAS_HANDOVER_MINUTES),
     )  # fmt: skip
-    audit_record(
-        actor=ctx.actor, action="persona.conversation.escalated", target=conversation, details={"reason": redacted}
-    )
+    _audit(actor=ctx.actor, action="persona.conversation.escalated", target=conversation, details={"reason": redacted})
 
 
 def _redact_slots(conversation: Conversation) -> None:
@@ -306,7 +312,7 @@ def conversation_start(*, client: User, persona: str, label: str = "production")
     if ctx.escalate:
         _escalate(ctx, ctx.escalate)
     _save(conversation, "state", "status", "escalation_reason")
-    audit_record(
+    _audit(
         actor=actor,
         action="persona.conversation.started",
         target=conversation,
@@ -335,8 +341,6 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
     conversation = _locked(conversation)
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict("This conversation is closed: start a new one.", code="closed")
-    if conversation.status == ConversationStatus.WAITING_ON_AGENT:
-        raise Conflict("The persona is waiting on an agent's answer: write again when it has replied.", code="busy")
     actor = audit_actor(client)
     ctx = _context(conversation, actor)
     user = _Outgoing(text, Role.USER)
@@ -352,6 +356,8 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
         user.text = _redacted(decision, text)
     if conversation.status == ConversationStatus.ESCALATED:
         pass  # a person answers from the console; the message is stored for them, as the guardrails left it
+    elif conversation.status == ConversationStatus.WAITING_ON_AGENT and decision.effect not in {"deny", "escalate"}:
+        turn = _while_working(ctx, user, replies)
     elif decision.effect == "deny":
         denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
         replies.append(_persona_message(ctx, _reply(ctx, denied, "denied")))
@@ -359,28 +365,19 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
         replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
         ctx.escalate = _decision_reason(decision)
     else:
-        turn = engine.receive(ctx.spec, conversation.state, user.text, conversation.version.name)
-        replies.extend(_persona_message(ctx, reply) for reply in turn.replies)
-        conversation.state = turn.state
-        ctx.escalate = ctx.escalate or turn.outcome.escalate
-        if turn.outcome.handoff is not None:
-            handoff = turn.outcome.handoff
-            ctx.escalate = ctx.escalate or (
-                f"Flow {handoff['flow']!r}, step {handoff['step']!r} hands off to the agent {handoff['agent']!r} "
-                f"({handoff['label']}), but conversations cannot start agent runs yet: handed to a person "
-                "instead."
-            )
-            replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
+        turn = _respond(ctx, user.text, replies)
     messages = _store(ctx, [user, *replies])
+    if conversation.status == ConversationStatus.WAITING_ON_AGENT and any(f["kind"] == "queued" for f in user.flags):
+        conversation.state = {**conversation.state, "queued": [*conversation.state.get("queued", []), messages[0].seq]}
     if ctx.escalate:
         _escalate(ctx, ctx.escalate)
     elif turn is not None and turn.outcome.close:
         _close(conversation, ctx.spec)
     _save(conversation, "state", "status", "escalation_reason", "closed_at")
     if conversation.status == ConversationStatus.CLOSED:
-        audit_record(actor=actor, action="persona.conversation.closed", target=conversation,
+        _audit(actor=actor, action="persona.conversation.closed", target=conversation,
                      details={"by": "flow", "flow": (turn.matched_flow if turn else "") or flow_before})  # fmt: skip
-    audit_record(
+    _audit(
         actor=actor,
         action="persona.conversation.turn",
         target=conversation,
@@ -393,6 +390,120 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
         },
     )
     return messages
+
+
+ORIGIN = "personas.conversation:"
+
+
+def _respond(ctx: _Context, text: str, replies: list[_Outgoing]) -> engine.Turn:
+    """Run the dialogue engine on ``text``; its replies go to ``replies``, a hand-off starts the agent's run."""
+    conversation = ctx.conversation
+    turn = engine.receive(ctx.spec, conversation.state, text, conversation.version.name)
+    replies.extend(_persona_message(ctx, reply) for reply in turn.replies)
+    conversation.state = turn.state
+    ctx.escalate = ctx.escalate or turn.outcome.escalate
+    if turn.outcome.handoff is not None and not ctx.escalate:
+        _hand_off(ctx, turn.outcome.handoff, replies)
+    return turn
+
+
+def _hand_off(ctx: _Context, handoff: Mapping[str, Any], replies: list[_Outgoing]) -> None:
+    """Start the agent's run (its label resolved and pinned now); the conversation waits on it. A run that cannot
+    start hands the conversation to a person with the reason."""
+    conversation = ctx.conversation
+    try:
+        run = agent_services.run_start_handoff(
+            requested_by=conversation.client, agent=handoff["agent"], input=dict(handoff["input"]),
+            label=handoff["label"], origin=f"{ORIGIN}{conversation.pk}", correlation_id=conversation.correlation_id,
+        )  # fmt: skip
+    except DomainError as error:
+        ctx.escalate = (
+            f"Flow {handoff['flow']!r}, step {handoff['step']!r} could not hand off to the agent "
+            f"{handoff['agent']!r} ({handoff['label']}): {error.message}"
+        )
+        replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
+        return
+    conversation.run, conversation.status = run, ConversationStatus.WAITING_ON_AGENT
+    conversation.state = {**conversation.state, "handoff": {key: handoff[key] for key in ("reply", "flow", "step")}}
+    _save(conversation, "run", "status", "state")
+    _audit(actor=ctx.actor, action="persona.conversation.handed_off", target=conversation,
+                 details={"agent": handoff["agent"], "label": handoff["label"], "run": str(run.pk),
+                          "version": run.version.number})  # fmt: skip
+
+
+def _while_working(ctx: _Context, user: _Outgoing, replies: list[_Outgoing]) -> engine.Turn | None:
+    """A message while the agent works: the persona's ``while_working`` policy says what it gets."""
+    conversation = ctx.conversation
+    policy = ctx.spec.get("while_working", "queue")
+    if policy == "queue":
+        user.flags.append({"kind": "queued", "run": str(conversation.run_id)})
+        return None
+    if policy == "reject":
+        replies.append(_persona_message(ctx, _reply(ctx, engine.message(ctx.spec, "busy"), "busy")))
+        return None
+    run = conversation.run
+    assert run is not None
+    conversation.status = ConversationStatus.ACTIVE  # first, so the cancelled run is not answered as a failure
+    conversation.state = {key: value for key, value in conversation.state.items() if key != "handoff"}
+    _save(conversation, "status", "state")
+    if run.status not in agent_models.FINISHED_RUN_STATUSES:
+        agent_services.run_cancel_handoff(run=run, origin=f"{ORIGIN}{conversation.pk}", reason="the user wrote again")
+    user.flags.append({"kind": "interrupted", "run": str(run.pk)})
+    return _respond(ctx, user.text, replies)
+
+
+@receiver(run_finished, dispatch_uid="personas.run_finished")
+def _run_finished(sender: Any, run: Any, **kwargs: Any) -> None:
+    """The agent behind a conversation is done: relay its result in the persona's voice, or hand the
+    conversation to a person when the run failed, was rejected or cancelled; then answer what was queued."""
+    if not run.origin.startswith(ORIGIN):
+        return
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("persona", "version", "client")
+        .filter(pk=run.origin.removeprefix(ORIGIN), run=run, status=ConversationStatus.WAITING_ON_AGENT)
+        .first()
+    )
+    if conversation is None:
+        return  # interrupted, or answered already
+    actor = Actor.system(f"persona {conversation.persona.slug}")
+    with audit_context(actor=actor, correlation_id=conversation.correlation_id):
+        ctx = _context(conversation, actor)
+        handoff = conversation.state.get("handoff") or {"reply": "{{result.answer}}", "flow": "", "step": ""}
+        queued = list(conversation.state.get("queued", []))
+        conversation.state = {k: v for k, v in conversation.state.items() if k not in ("handoff", "queued")}
+        conversation.status = ConversationStatus.ACTIVE
+        replies: list[_Outgoing] = []
+        if run.status == agent_models.RunStatus.SUCCEEDED:
+            slots = {"persona_name": conversation.version.name, **conversation.state.get("slots", {}),
+                     "result": run.result or {}}  # fmt: skip
+            relay = engine.Reply(flows.render(handoff["reply"], slots), "relay", handoff["flow"], handoff["step"])
+            replies.append(_persona_message(ctx, relay))
+        else:
+            ctx.escalate = (
+                f"The agent {run.agent.slug!r} (run {str(run.pk)[:8]}) {run.get_status_display()}: "
+                f"{run.error or 'no reason given'}"
+            )
+            replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
+        _audit(actor=actor, action="persona.conversation.agent_answered", target=conversation,
+                     details={"run": str(run.pk), "status": run.status})  # fmt: skip
+        answered = []
+        for seq in queued:
+            if ctx.escalate or conversation.status != ConversationStatus.ACTIVE:
+                break
+            message = conversation.messages.get(seq=seq)
+            _respond(ctx, message.text, replies)
+            answered.append(seq)
+        remaining = [seq for seq in queued if seq not in answered]
+        if remaining:
+            conversation.state = {**conversation.state, "queued": remaining}
+        messages = _store(ctx, replies)
+        if ctx.escalate:
+            _escalate(ctx, ctx.escalate)
+        _save(conversation, "state", "status", "escalation_reason")
+        _audit(actor=actor, action="persona.conversation.turn", target=conversation,
+                     details={"messages": [m.seq for m in messages], "answered_queued": answered,
+                              "status": conversation.status})  # fmt: skip
 
 
 def _close(conversation: Conversation, spec: Mapping[str, Any]) -> None:
@@ -437,7 +548,7 @@ def conversation_close(
     if is_client:
         conversation.rating, conversation.comment = rating, comment
     _save(conversation, "status", "closed_at", "state", "rating", "comment")
-    audit_record(
+    _audit(
         actor=audit_actor(actor),
         action="persona.conversation.closed",
         target=conversation,
@@ -466,7 +577,7 @@ def conversation_reply(*, actor: User, conversation: Conversation, text: str) ->
     ctx = _context(conversation, audit_actor(actor))
     (message,) = _store(ctx, [_Outgoing(text, Role.OPERATOR, author=actor)])
     _save(conversation)
-    audit_record(
+    _audit(
         actor=ctx.actor,
         action="persona.conversation.operator_replied",
         target=conversation,
@@ -491,7 +602,7 @@ def conversation_hand_back(*, actor: User, conversation: Conversation, comment: 
     if ctx.escalate:
         _escalate(ctx, ctx.escalate)
     _save(conversation, "status", "escalation_reason", "state")
-    audit_record(
+    _audit(
         actor=ctx.actor,
         action="persona.conversation.handed_back",
         target=conversation,
@@ -515,4 +626,4 @@ def _handover_expired(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
     _store(ctx, [_Outgoing(text, Role.SYSTEM)])
     _close(conversation, ctx.spec)
     _save(conversation, "status", "closed_at", "state")
-    audit_record(actor=actor, action="persona.conversation.closed", target=conversation, details={"by": "expiry"})
+    _audit(actor=actor, action="persona.conversation.closed", target=conversation, details={"by": "expiry"})

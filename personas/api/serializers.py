@@ -38,13 +38,13 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Conversation
-        fields = ["id", "persona", "version", "label", "status", "escalation_reason", "rating", "comment",
-                  "created_at", "updated_at", "closed_at", "messages"]  # fmt: skip
+        fields = ["id", "persona", "version", "label", "status", "escalation_reason", "run", "correlation_id",
+                  "rating", "comment", "created_at", "updated_at", "closed_at", "messages"]  # fmt: skip
 
 
 class ConversationSummarySerializer(ConversationSerializer):
     class Meta(ConversationSerializer.Meta):
-        fields = ["id", "persona", "version", "label", "status", "created_at", "updated_at", "closed_at"]
+        fields = ["id", "persona", "version", "label", "status", "run", "created_at", "updated_at", "closed_at"]
 
 
 class TurnSerializer(serializers.Serializer):

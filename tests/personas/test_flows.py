@@ -591,7 +591,7 @@ def test_handoff_renders_the_agent_input(label: str | None, expected_label: str)
     assert turn.replies == [Reply("One moment.", "say", "bill", "to_agent")]
     assert turn.outcome == Outcome(
         handoff={"agent": "billing-bot", "label": expected_label, "flow": "bill", "step": "to_agent",
-                 "input": {"email": "a@b.co", "note": "from Sam about a@b.co"}}
+                 "input": {"email": "a@b.co", "note": "from Sam about a@b.co"}, "reply": "{{result.answer}}"}
     )  # fmt: skip
     assert turn.state["flow"] is None
 
