@@ -43,7 +43,7 @@ from governance.models import (
 )
 from governance.registry import get_kind
 from governance.roles import ROLE_PERMISSIONS, Role
-from governance.signals import review_item_decided, review_item_expired
+from governance.signals import review_item_decided, review_item_expired, review_item_opened
 
 # Roles ---------------------------------------------------------------------------------------------
 
@@ -287,6 +287,7 @@ def review_item_open(
     )
     item.digest = selectors.review_digest(item)
     item.save()
+    review_item_opened.send(sender=ReviewItem, item=item)
     return item
 
 

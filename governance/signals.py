@@ -7,3 +7,6 @@ review_item_expired = Signal()
 
 # Sent inside the deciding transaction with ``item`` when a review item is finally approved or rejected.
 review_item_decided = Signal()
+
+# Sent inside the opening transaction with ``item`` when something is put in the review queue.
+review_item_opened = Signal()

@@ -40,6 +40,7 @@ from governance.services import (
 from governance.signals import review_item_expired
 from personas import engine, flows, styleguide
 from personas.models import Conversation, ConversationStatus, Message, Role
+from personas.signals import operator_replied
 
 PERSONA_KIND = "persona"
 STYLE_GUIDE_KIND = "style_guide"
@@ -583,6 +584,7 @@ def conversation_reply(*, actor: User, conversation: Conversation, text: str) ->
         target=conversation,
         details={"message": message.seq},
     )
+    operator_replied.send(sender=Conversation, conversation=conversation, message=message)
     return message
 
 
