@@ -1,14 +1,25 @@
 """The demo's tools and agents, from the reference text: an inventory agent whose large replenishments wait for a
 person, and a risk monitor whose hedges need two approvers. The tools work on small demo tables."""
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
-from agents.models import DemoAlert, DemoHedge, DemoReplenishment, DemoStock
+from agents.models import DemoAlert, DemoHedge, DemoOrder, DemoReplenishment, DemoStock
 from agents.tools import Compensation, tool
 from governance.demo import released
+
+
+@tool("orders.lookup", "Where an order is: its status, carrier and expected delivery date.")
+def lookup_order(order_id: str) -> dict[str, Any]:
+    order = DemoOrder.objects.filter(number=order_id.upper()).first()
+    if order is None:
+        raise LookupError(f"there is no order {order_id.upper()}")
+    eta = order.eta.strftime("%A %d %B") if order.eta else ""
+    return {"order_id": order.number, "status": order.status, "carrier": order.carrier, "eta": eta}
 
 
 @tool("inventory.check_stock", "How many units of a SKU are on hand, and its reorder point.")
@@ -88,6 +99,22 @@ def unwind_hedge(hedge_id: int) -> dict[str, Any]:
     return {"hedge_id": hedge_id, "status": "unwound"}
 
 
+ORDER_AGENT: dict[str, Any] = {
+    "description": "Looks orders up for the support persona. Read-only.",
+    "instructions": "You answer where an order is. Look it up; never guess.",
+    "model": {"provider": "scripted", "name": "orders-script"},
+    "autonomy": "observe",
+    "budgets": {"steps": 4, "tokens": 5000, "wall_seconds": 60},
+    "grants": [{"tool": "orders.lookup", "rate_limit": {"calls": 600, "per_seconds": 3600}}],
+    "script": [
+        {"call": "orders.lookup", "arguments": {"order_id": "input.order_id"}},
+        {"when": "has(last.error)", "answer": "I couldn't find that order: please check the number."},
+        {"when": "last.status == 'delivered'",
+         "answer": "Order {{ last.order_id }} was delivered by {{ last.carrier }}."},
+        {"answer": "Order {{ last.order_id }} is {{ last.status }} with {{ last.carrier }}, expected {{ last.eta }}."},
+    ],
+}  # fmt: skip
+
 INVENTORY_AGENT: dict[str, Any] = {
     "description": "Checks stock and replenishes it; large orders wait for a person.",
     "instructions": "You keep the warehouse stocked. Check stock first; replenish only below the reorder point.",
@@ -137,5 +164,13 @@ def load(*, editor: User, approvers: list[User]) -> None:
     """The demo stock, and the two demo agents drafted, approved and released (unless they are already)."""
     for sku, on_hand, reorder_point in (("SKU-123", 4, 20), ("SKU-456", 250, 50)):
         DemoStock.objects.get_or_create(sku=sku, defaults={"on_hand": on_hand, "reorder_point": reorder_point})
+    today = timezone.localdate()
+    orders = (("SO-12345", "in transit", "Parcelway", 2), ("SO-24680", "delivered", "Parcelway", -1),
+              ("SO-13579", "being packed", "FastPost", 4))  # fmt: skip
+    for number, status, carrier, days in orders:
+        DemoOrder.objects.get_or_create(
+            number=number, defaults={"status": status, "carrier": carrier, "eta": today + dt.timedelta(days=days)}
+        )
+    released(editor, approvers, "agent", "order-agent", "Order agent", ORDER_AGENT)
     released(editor, approvers, "agent", "inventory-agent", "Inventory agent", INVENTORY_AGENT)
     released(editor, approvers, "agent", "risk-monitor", "Risk monitor", RISK_MONITOR)

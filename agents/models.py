@@ -231,6 +231,16 @@ class DemoHedge(models.Model):
         return f"hedge {self.pk} on {self.instrument}"
 
 
+class DemoOrder(models.Model):
+    number = models.CharField(max_length=20, unique=True)
+    status = models.CharField(max_length=40)
+    carrier = models.CharField(max_length=40, blank=True)
+    eta = models.DateField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.number
+
+
 class DemoAlert(models.Model):
     channel = models.CharField(max_length=40)
     message = models.TextField()

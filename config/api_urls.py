@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("governance.api.urls")),
     path("", include("personas.api.urls")),
     path("", include("agents.api.urls")),
+    path("metrics/", include("console.urls")),
 ]

@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "governance",
     "agents",
     "personas",
+    "console",
 ]
 
 MIDDLEWARE = [

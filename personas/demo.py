@@ -1,5 +1,6 @@
-"""The demo's style guide and support persona, taken through the real lifecycle: drafted by the editor, approved
-by an approver, released to ``staging`` and ``production``. Loaded by ``manage.py bootstrap``; idempotent."""
+"""The demo's style guides and personas, taken through the real lifecycle: drafted by the editor, approved by an
+approver, released to ``staging`` and ``production``. Loaded by ``manage.py bootstrap`` after the demo agents (the
+support persona hands off to them); idempotent."""
 
 import json
 from pathlib import Path
@@ -13,7 +14,9 @@ EXAMPLES = Path(__file__).with_name("examples")
 
 
 def example(name: str) -> dict[str, Any]:
-    """One of the example specs in ``personas/examples/`` (``brand-voice``, ``support``)."""
+    """One of the example specs in ``personas/examples/``: ``brand-voice``, ``support`` (the reference example of
+    docs/flows.md), ``shop-assistant`` (the demo's support persona, handing off to the demo agents),
+    ``compliance-voice`` and ``kyc``."""
     spec: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
     return spec
 
@@ -21,4 +24,6 @@ def example(name: str) -> dict[str, Any]:
 def load(*, editor: User, approvers: list[User]) -> None:
     """Create and release the demo style guide and persona, unless they are released already."""
     released(editor, approvers, "style_guide", "brand-voice", "Brand voice", example("brand-voice"))
-    released(editor, approvers, "persona", "support", "Sam", example("support"))
+    released(editor, approvers, "persona", "support", "Sam", example("shop-assistant"))
+    released(editor, approvers, "style_guide", "compliance-voice", "Compliance voice", example("compliance-voice"))
+    released(editor, approvers, "persona", "kyc", "Vera", example("kyc"))

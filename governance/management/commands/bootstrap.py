@@ -65,8 +65,8 @@ class Command(BaseCommand):
             users = user_model._default_manager
             editor = users.get(username="editor")
             approvers = [users.get(username="approver"), users.get(username="approver2")]
-            personas_demo.load(editor=editor, approvers=approvers)
             agents_demo.load(editor=editor, approvers=approvers)
+            personas_demo.load(editor=editor, approvers=approvers)
 
         admin_note = (
             f"password {admin_password}"
