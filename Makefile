@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench-audit bench-policies bench-persona bench-runs clean
+.PHONY: run test lint format bench-audit bench-policies bench-persona bench-runs bench-admin clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Steward needs Python 3.11 or newer")'
@@ -46,6 +46,9 @@ bench-persona: $(VENV)/.installed-dev
 
 bench-runs: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.runs
+
+bench-admin: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.admin
 
 clean:
 	rm -rf $(VENV) var

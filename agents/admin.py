@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from agents import http_tools, services
 from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool, ToolKind
-from config.changelists import BoundedCountPaginator
+from config.changelists import LargeTableAdmin
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
 from governance.admin_filters import LabelFilter
@@ -153,17 +153,15 @@ def _json(value: Any) -> str:
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnly):
+class RunAdmin(LargeTableAdmin, ReadOnly):
     list_display = ("short_id", "agent", "version_number", "status", "requested_by", "steps_used", "tokens_used",
                     "cost_used", "created_at")  # fmt: skip
-    # A large table: no unbounded COUNT(*), no facet counts, no SELECT DISTINCT for a filter's choices, and no
-    # date_hierarchy (it reads the first and last dates and the distinct years, months or days of every run).
+    # A large table (LargeTableAdmin): labels from the labels table and a date filter, not a SELECT DISTINCT
+    # over every row for the labels' choices, nor a date_hierarchy (which reads every row's date).
     list_filter = ("status", LabelFilter, "agent", "created_at")
     list_select_related = ("agent", "version", "requested_by")
     search_fields = ("id", "agent__slug", "requested_by__username", "idempotency_key")
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
-    show_facets = admin.ShowFacets.NEVER
+    list_defer = ("input", "result", "policy_versions", "agent__draft", "version__spec", "version__checks")
     change_form_template = "admin/agents/run_change_form.html"
     fields = ("agent", "version_number", "label", "status", "requested_by", "origin", "input_pretty", "result_pretty",
               "error", "steps_used", "tokens_used", "cost_used", "correlation_id", "created_at", "started_at",

@@ -133,6 +133,8 @@ class Run(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx"),
             models.Index(fields=["agent", "-created_at"], name="run_agent_idx"),
             models.Index(fields=["requested_by", "-created_at"], name="run_requester_idx"),
+            # The console's list, newest first (its order, with the key as the tie-breaker the admin adds).
+            models.Index(fields=["-created_at", "-id"], name="run_created_idx"),
         ]
         permissions = [
             ("start_run", "Can start agent runs"),

@@ -9,9 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from audit import integrity
+from audit import export, integrity
 from audit.context import Actor, current_correlation_id
 from audit.models import AuditCheckpoint, AuditEvent
 
@@ -220,3 +221,42 @@ def audit_chain_verify(*, actor: Actor) -> integrity.Verification:
             details={key: value for key, value in result.as_dict().items() if key != "last_hash"},
         )
     return result
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    format: export.ExportFormat
+    rows: int
+    up_to_sequence: int
+    content: Iterator[bytes]
+
+    @property
+    def content_type(self) -> str:
+        return export.CONTENT_TYPES[self.format]
+
+    @property
+    def filename(self) -> str:
+        return f"audit-events-to-{self.up_to_sequence}.{self.format}"
+
+
+def audit_export(
+    *, actor: Actor, events: QuerySet[AuditEvent], fmt: export.ExportFormat, filters: dict[str, Any], via: str
+) -> AuditExport:
+    """Export ``events`` (a filtered queryset) as CSV or JSON Lines; record who exported what, and how many rows.
+
+    The file is a snapshot: the events up to the chain's head when the export starts, in sequence order. The
+    trail only grows, so exactly the rows counted are sent, and the export's own event is not among them. It
+    is recorded (``audit.trail.exported``: format, filters, rows, last sequence) before the first byte is sent,
+    so an interrupted download is recorded too. The content is read from the database as it is consumed.
+    """
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    snapshot = events.filter(sequence__lte=head)
+    rows = snapshot.count()
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="audit.trail.exported",
+            target=Target(type="audit.chain", label="audit trail"),
+            details={"format": str(fmt), "filters": filters, "rows": rows, "up_to_sequence": head, "via": via},
+        )
+    return AuditExport(format=fmt, rows=rows, up_to_sequence=head, content=export.stream(snapshot, fmt))

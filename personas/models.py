@@ -65,6 +65,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["client", "-created_at"], name="conversation_client_idx"),
             models.Index(fields=["status", "-updated_at"], name="conversation_status_idx"),
+            # The console's list, newest first (its order, with the key as the tie-breaker the admin adds).
+            models.Index(fields=["-created_at", "-id"], name="conversation_created_idx"),
         ]
         permissions = [("reply_conversation", "Can answer escalated conversations, hand them back or close them")]
 

@@ -1,9 +1,15 @@
-"""The audit trail for Auditors: a filtered, cursor-paginated event list and chain verification."""
+"""The audit trail for Auditors: a filtered, cursor-paginated event list, exports, and chain verification."""
 
-from drf_spectacular.utils import extend_schema
+from collections.abc import Iterable
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,8 +17,9 @@ from rest_framework.views import APIView
 from audit.api.filters import AuditEventFilter
 from audit.api.serializers import AuditEventSerializer, VerificationSerializer
 from audit.context import Actor
+from audit.export import CONTENT_TYPES, ExportFormat
 from audit.models import AuditEvent
-from audit.services import audit_chain_verify
+from audit.services import audit_chain_verify, audit_export
 from config.permissions import has_perms
 
 
@@ -38,6 +45,59 @@ class AuditEventListView(generics.ListAPIView):
     permission_classes = [has_perms("audit.view_auditevent")]
     filterset_class = AuditEventFilter
     pagination_class = AuditEventPagination
+
+
+class FormatIsAParameter(DefaultContentNegotiation):
+    """``?format=`` names the export's format here, not a renderer: answers that are not the file (errors) are JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, str(renderer.media_type)
+
+
+class AuditExportView(generics.GenericAPIView):
+    """The events matching the list's filters, as one CSV or JSON Lines file, streamed in sequence order.
+
+    The file holds the events up to the chain's head when the export starts. The export is recorded in the
+    trail (``audit.trail.exported``: who, the format, the filters, how many rows).
+    """
+
+    queryset = AuditEvent.objects.all()
+    permission_classes = [has_perms("audit.view_auditevent", "audit.export_auditevent")]
+    filterset_class = AuditEventFilter
+    content_negotiation_class = FormatIsAParameter
+    pagination_class = None
+
+    @extend_schema(
+        filters=True,  # the list's filters, as query parameters
+        parameters=[
+            OpenApiParameter("format", str, enum=[f.value for f in ExportFormat], description="csv (default) or jsonl")
+        ],
+        responses={
+            (200, CONTENT_TYPES[ExportFormat.CSV].split(";")[0]): OpenApiResponse(OpenApiTypes.STR),
+            (200, CONTENT_TYPES[ExportFormat.JSONL].split(";")[0]): OpenApiResponse(OpenApiTypes.STR),
+        },
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        try:
+            fmt = ExportFormat(request.query_params.get("format", ExportFormat.CSV))
+        except ValueError:
+            raise ValidationError({"format": ["Use csv or jsonl."]}) from None
+        events = self.filter_queryset(self.get_queryset())
+        filters = {key: request.query_params.get(key) for key in sorted(request.query_params) if key != "format"}
+        result = audit_export(
+            actor=Actor.for_user(request.user, via_token=request.auth is not None),
+            events=events,
+            fmt=fmt,
+            filters=filters,
+            via="api",
+        )
+        response = StreamingHttpResponse(result.content, content_type=result.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+        response["X-Export-Rows"] = str(result.rows)
+        return response
 
 
 class AuditVerifyView(APIView):
