@@ -6,6 +6,9 @@ connection goes to the address that was checked, so a name that resolves differe
 redirect it. Redirects are not followed. Header values may read the server's environment (``{{env.NAME}}``);
 secret headers are stored encrypted (Fernet, with ``TOOL_SECRETS_KEY``, which is not in the database), are never
 shown again, and never reach the audit trail.
+
+``request`` is that safe request on its own, for whatever else calls out (webhooks), and ``encrypt_secret`` /
+``decrypt_secret`` the same encryption for other secrets.
 """
 
 import base64
@@ -17,9 +20,10 @@ import os
 import re
 import socket
 import ssl
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
@@ -32,13 +36,41 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_RESPONSE = 1_000_000
 
 
+class RequestFailed(Exception):
+    """The request could not be made, or no answer came: trying again later may work."""
+
+
+class RequestRefused(RequestFailed):
+    """The destination is not allowed (scheme, host, address): trying again will not help."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    reason: str
+    body: bytes  # at most ``max_response`` bytes of it
+
+
 def _fernet() -> Fernet:
     key = hashlib.sha256(settings.TOOL_SECRETS_KEY.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+def encrypt_secret(value: str) -> str:
+    """``value`` encrypted for storing (Fernet, with ``TOOL_SECRETS_KEY``)."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    """What ``encrypt_secret`` encrypted; ``ValueError`` when it cannot be decrypted (another key)."""
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise ValueError("the secret cannot be decrypted: was TOOL_SECRETS_KEY changed?") from None
+
+
 def encrypt_headers(headers: dict[str, str]) -> str:
-    return _fernet().encrypt(json.dumps(headers).encode()).decode() if headers else ""
+    return encrypt_secret(json.dumps(headers)) if headers else ""
 
 
 def secret_header_names(tool: Tool) -> list[str]:
@@ -69,15 +101,17 @@ def _public(address: str) -> bool:
                 or ip.is_unspecified)  # fmt: skip
 
 
-def _resolve(host: str, port: int, allow_private: bool) -> str:
+def resolve(host: str, port: int, allow_private: bool) -> str:
+    """The address to connect to for ``host``: ``RequestRefused`` when any address it resolves to is private
+    (unless ``allow_private``), ``RequestFailed`` when it does not resolve."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
-        raise ToolFailure(f"cannot resolve {host}: {error}") from None
+        raise RequestFailed(f"cannot resolve {host}: {error}") from None
     addresses = [str(info[4][0]) for info in infos]
     refused = [address for address in addresses if not _public(address)]
     if refused and not allow_private:
-        raise ToolFailure(f"{host} resolves to a private or loopback address ({refused[0]}): refused")
+        raise RequestRefused(f"{host} resolves to a private or loopback address ({refused[0]}): refused")
     return addresses[0]
 
 
@@ -100,6 +134,43 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def request(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: float,
+    allowed_hosts: list[str] | None = None,
+    allow_private: bool = False,
+    max_response: int = MAX_RESPONSE,
+) -> Response:
+    """Make one HTTP request to ``url``, connecting to the address that was checked; redirects are not followed.
+
+    Refused (``RequestRefused``): a URL that is not http(s), a host outside ``allowed_hosts`` (when given), a host
+    resolving to a private or loopback address unless ``allow_private``. ``RequestFailed``: the name does not
+    resolve, or the connection or the exchange fails. Any answer, whatever its status, is a ``Response``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RequestRefused(f"not an http(s) URL: {url}")
+    if allowed_hosts is not None and not host_allowed(parts.hostname, allowed_hosts):
+        raise RequestRefused(f"the host {parts.hostname} is not among the allowed hosts")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = resolve(parts.hostname, port, allow_private)
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(parts.hostname, port, address, timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read(max_response + 1)
+    except (OSError, http.client.HTTPException) as error:
+        raise RequestFailed(f"the request failed: {type(error).__name__}: {error}") from None
+    finally:
+        connection.close()
+    return Response(status=response.status, reason=response.reason, body=content[:max_response])
+
+
 def call(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
     """Make the tool's request with ``arguments``; the JSON answer (or ``{"status", "text"}``), else ToolFailure."""
     remaining = dict(arguments)
@@ -112,13 +183,10 @@ def call(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
         raise ToolFailure(f"not an http(s) URL: {url}")
     if not host_allowed(parts.hostname, tool.allowed_hosts):
         raise ToolFailure(f"the host {parts.hostname} is not among the tool's allowed hosts")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    address = _resolve(parts.hostname, port, tool.allow_private)
     headers = {"Accept": "application/json", "User-Agent": "steward-http-tool"}
     for name, value in (tool.headers or {}).items():
         headers[name] = _ENV.sub(lambda m: _environment(m.group(1)), str(value))
     headers.update(_decrypt(tool))
-    path = parts.path or "/"
     query = parts.query
     body = None
     if tool.http_method in ("POST", "PUT", "PATCH"):
@@ -126,17 +194,19 @@ def call(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
         headers["Content-Type"] = "application/json"
     elif remaining:
         query = "&".join(filter(None, [query, urlencode({k: _text(v) for k, v in remaining.items()})]))
-    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(parts.hostname, port, address, timeout)
     try:
-        connection.request(tool.http_method or "GET", path + (f"?{query}" if query else ""), body=body, headers=headers)
-        response = connection.getresponse()
-        content = response.read(MAX_RESPONSE + 1)
-    except (OSError, http.client.HTTPException) as error:
-        raise ToolFailure(f"the request failed: {type(error).__name__}: {error}") from None
-    finally:
-        connection.close()
-    text = content[:MAX_RESPONSE].decode(errors="replace")
+        response = request(
+            tool.http_method or "GET",
+            urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")),
+            headers,
+            body,
+            timeout,
+            allowed_hosts=tool.allowed_hosts,
+            allow_private=tool.allow_private,
+        )
+    except RequestFailed as error:
+        raise ToolFailure(str(error)) from None
+    text = response.body.decode(errors="replace")
     if response.status >= 400:
         raise ToolFailure(f"the server answered {response.status} {response.reason}: {text[:500]}")
     try:

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("governance.api.urls")),
     path("", include("personas.api.urls")),
     path("", include("agents.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("metrics/", include("console.urls")),
 ]

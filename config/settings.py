@@ -88,6 +88,11 @@ AGENTS_SWEEP_SECONDS = env_int("AGENTS_SWEEP_SECONDS", 30, minimum=1)
 AGENTS_TOOL_MODULES = env_list("AGENTS_TOOL_MODULES", ["agents.demo"])
 # Encrypts the secret headers of HTTP tools (Fernet). Kept out of the database, like the checkpoint key.
 TOOL_SECRETS_KEY = var_secret("TOOL_SECRETS_KEY", "tool-secrets-key")
+# Webhooks: attempts per delivery before it fails, the wait after the first failed attempt (doubled after each
+# further one), and how long an attempt may take. Their secrets are encrypted with TOOL_SECRETS_KEY.
+WEBHOOKS_MAX_ATTEMPTS = env_int("WEBHOOKS_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOKS_BACKOFF_SECONDS = env_int("WEBHOOKS_BACKOFF_SECONDS", 2, minimum=0)
+WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 10, minimum=1)
 # Personas: how long a conversation handed to a person may wait for one before it is closed (expiry denies).
 PERSONAS_HANDOVER_MINUTES = env_int("PERSONAS_HANDOVER_MINUTES", 240, minimum=1)
 
@@ -114,6 +119,7 @@ INSTALLED_APPS = [
     "agents",
     "personas",
     "console",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +215,10 @@ CELERY_BEAT_SCHEDULE = {
     "runs-sweep": {
         "task": "agents.tasks.runs_sweep_task",
         "schedule": float(AGENTS_SWEEP_SECONDS),
+    },
+    "webhook-deliveries-sweep": {
+        "task": "webhooks.tasks.webhook_deliveries_sweep_task",
+        "schedule": 60.0,
     },
 }
 
