@@ -284,13 +284,19 @@ def _settle(item: ReviewItem, approved: bool, why: str) -> None:
 def _approval_decided(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
     if item.kind != ReviewKind.TOOL_APPROVAL or item.subject_type != STEP_SUBJECT:
         return
-    last = item.decisions.order_by("-created_at", "-id").first()
-    who = f"{last.decider_label} ({last.decider_roles})" if last else "a person"
-    comment = f": {last.comment}" if last and last.comment else ""
-    if item.status == ReviewStatus.APPROVED:
-        _settle(item, True, f"approved by {who}{comment}")
-    else:
-        _settle(item, False, f"rejected by {who}{comment}")
+    approved = item.status == ReviewStatus.APPROVED
+    # Everyone whose decision made the outcome: both approvers of a critical call, or the one who rejected.
+    outcome = "approve" if approved else "reject"
+    deciding = [
+        d
+        for d in item.decisions.order_by("created_at", "id")
+        if d.decision == outcome and (not approved or d.digest == item.digest)
+    ]
+    who = " and ".join(f"{d.decider_label} ({d.decider_roles})" for d in deciding) or "a person"
+    comments = "; ".join(d.comment for d in deciding if d.comment)
+    _settle(
+        item, approved, f"{'approved' if approved else 'rejected'} by {who}" + (f": {comments}" if comments else "")
+    )
 
 
 @receiver(review_item_expired, dispatch_uid="agents.approval_expired")

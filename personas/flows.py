@@ -167,13 +167,36 @@ def _compile_pattern(pattern: str) -> str | None:
     return None
 
 
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, str):
+_RELATIVE_DATE = re.compile(r"^today(?:([+-])(\d{1,4})([dmy]))?$")
+
+
+def _shift(day: dt.date, sign: int, amount: int, unit: str) -> dt.date:
+    if unit == "d":
+        return day + dt.timedelta(days=sign * amount)
+    months = day.year * 12 + day.month - 1 + sign * amount * (12 if unit == "y" else 1)
+    year, month = divmod(months, 12)
+    for last_day in (day.day, 30, 29, 28):  # 29 February, 31 March ... keep to the month's last day
         try:
-            return dt.date.fromisoformat(value)
+            return day.replace(year=year, month=month + 1, day=min(day.day, last_day))
         except ValueError:
-            return None
-    return None
+            continue
+    raise ValueError(f"cannot shift {day} by {sign * amount}{unit}")
+
+
+def _date(value: Any, today: dt.date | None = None) -> dt.date | None:
+    """A date bound: ``YYYY-MM-DD``, or relative to the day the answer is given: ``today``, ``today-18y``,
+    ``today+30d``, ``today-6m``."""
+    if not isinstance(value, str):
+        return None
+    relative = _RELATIVE_DATE.match(value.strip())
+    if relative:
+        day = today or dt.date.today()
+        sign, amount, unit = relative.groups()
+        return _shift(day, -1 if sign == "-" else 1, int(amount), unit) if sign else day
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _check_ask(step: Mapping[str, Any], add: Any) -> None:
@@ -198,7 +221,7 @@ def _check_ask(step: Mapping[str, Any], add: Any) -> None:
         if slot_type == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
             add(f"validation.{bound}", "must be a number")
         if slot_type == "date" and _date(value) is None:
-            add(f"validation.{bound}", "must be a date written YYYY-MM-DD")
+            add(f"validation.{bound}", "must be a date written YYYY-MM-DD, or today, today-18y, today+30d ...")
     low, high = validation.get("min"), validation.get("max")
     if slot_type == "number" and isinstance(low, int | float) and isinstance(high, int | float) and low > high:
         add("validation", "min is greater than max")

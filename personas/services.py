@@ -385,7 +385,7 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
         details={
             "messages": [m.seq for m in messages],
             "intent": turn.intent if turn else "",
-            "flow": (turn.matched_flow or conversation.state.get("flow") or "") if turn else "",
+            "flow": (turn.matched_flow or conversation.state.get("flow") or flow_before or "") if turn else "",
             "flags": sorted({flag["kind"] for m in messages for flag in m.flags}),
             "status": conversation.status,
         },

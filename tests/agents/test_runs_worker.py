@@ -331,6 +331,9 @@ def test_a_critical_tool_needs_two_distinct_approvers(
     assert run["result"] == {"answer": f"Hedged 1250000.0 on fx-eur (hedge {hedge.pk})."}
     decisions = ReviewDecision.objects.filter(item_id=approval["id"])
     assert sorted(decisions.values_list("decider_label", flat=True)) == ["abe-approver", "april-approver"]
+    # The run's own record names both approvers, in the order they decided.
+    (approved,) = AuditEvent.objects.filter(action="agent.approval.approved", correlation_id=run["correlation_id"])
+    assert approved.details["why"].startswith("approved by april-approver (Approver) and abe-approver (Approver)")
 
 
 @on_worker

@@ -5,6 +5,7 @@ validation, so the behaviour pinned here is that of specs the product accepts.
 """
 
 import copy
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -159,7 +160,12 @@ def test_a_broken_persona_gets_one_error_at_the_path_naming_flow_and_step(
         ("number", {"min": "1"}, "validation.min", "must be a number"),
         ("number", {"min": 5, "max": 1}, "validation", "min is greater than max"),
         ("number", {"pattern": "\\d+"}, "validation.pattern", "'pattern' does not apply to slots of type number"),
-        ("date", {"min": "14/03/2026"}, "validation.min", "must be a date written YYYY-MM-DD"),
+        (
+            "date",
+            {"min": "14/03/2026"},
+            "validation.min",
+            "must be a date written YYYY-MM-DD, or today, today-18y, today+30d ...",
+        ),
         ("date", {"min": "2026-02-01", "max": "2026-01-01"}, "validation", "min is after max"),
         ("text", {"integer": True}, "validation.integer", "'integer' does not apply to slots of type text"),
     ],
@@ -636,3 +642,29 @@ def test_a_long_flow_without_jumps_back_is_not_a_loop() -> None:
     turn = engine.receive(spec, engine.initial_state(), "tour", "Sam")
     assert turn.outcome == Outcome()
     assert texts(turn)[-1] == "Fact 149."
+
+
+@pytest.mark.parametrize(
+    ("bound", "today", "expected"),
+    [
+        ("today", dt.date(2026, 11, 29), dt.date(2026, 11, 29)),
+        ("today-18y", dt.date(2026, 11, 29), dt.date(2008, 11, 29)),
+        ("today-18y", dt.date(2028, 2, 29), dt.date(2010, 2, 28)),
+        ("today+30d", dt.date(2026, 11, 29), dt.date(2026, 12, 29)),
+        ("today-6m", dt.date(2026, 8, 31), dt.date(2026, 2, 28)),
+        ("2026-03-14", None, dt.date(2026, 3, 14)),
+        ("yesterday", None, None),
+        ("today-18x", None, None),
+    ],
+)
+def test_date_bounds_may_be_relative_to_the_day_of_the_answer(bound: str, today: Any, expected: Any) -> None:
+    assert flows._date(bound, today) == expected
+
+
+def test_an_adult_only_date_moves_with_the_calendar() -> None:
+    step = {"id": "dob", "type": "ask", "slot": "dob", "slot_type": "date", "prompt": "?",
+            "validation": {"max": "today-18y"}}  # fmt: skip
+    eighteen_today = flows._shift(dt.date.today(), -1, 18, "y")
+    assert flows.parse_answer(step, eighteen_today.isoformat()).ok
+    assert not flows.parse_answer(step, (eighteen_today + dt.timedelta(days=1)).isoformat()).ok
+    assert get_kind("persona").validate(persona(flow("kyc", step))) == {}
