@@ -236,6 +236,7 @@ class GovernedObjectAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "can_submit": request.user.has_perm("governance.submit_version"),
             "can_release": request.user.has_perm("governance.release_version"),
+            "can_rollback": request.user.has_perm("governance.rollback_version"),
         }
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
@@ -291,7 +292,7 @@ class GovernedObjectAdmin(admin.ModelAdmin):
 
     def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         obj = get_object_or_404(self.get_queryset(request), pk=pk)
-        if not request.user.has_perm("governance.release_version"):
+        if not request.user.has_perm("governance.rollback_version"):
             raise PermissionDenied
         form = ObjectRollbackForm(request.POST or None, obj=obj)
         if request.method == "POST" and form.is_valid():
@@ -606,12 +607,12 @@ class ReleaseAdmin(ReadOnly):
         return [rollback, *super().get_urls()]
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        extra = {**(extra_context or {}), "can_release": request.user.has_perm("governance.release_version")}
+        extra = {**(extra_context or {}), "can_rollback": request.user.has_perm("governance.rollback_version")}
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         release = get_object_or_404(Release, pk=pk)
-        if not request.user.has_perm("governance.release_version"):
+        if not request.user.has_perm("governance.rollback_version"):
             raise PermissionDenied
         form = ReasonForm(request.POST or None)
         if request.method == "POST" and form.is_valid():

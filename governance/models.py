@@ -111,7 +111,10 @@ class Release(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("release_version", "Can release approved versions and roll releases back")]
+        permissions = [
+            ("release_version", "Can release approved versions"),
+            ("rollback_version", "Can roll releases and labels back to earlier approved versions"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"

@@ -38,13 +38,15 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "-agents.change_tool",
         "-agents.delete_tool",
     ],
-    Role.APPROVER: [*READ_CONFIGURATION, "*.decide_*", "governance.release_version"],
+    Role.APPROVER: [*READ_CONFIGURATION, "*.decide_*", "governance.release_version", "governance.rollback_version"],
     Role.OPERATOR: [
         *READ_CONFIGURATION,
         "agents.start_*",
         "agents.cancel_*",
         "agents.compensate_*",
         "personas.reply_*",
+        # Undoing is operations' work too: an Operator rolls a bad release back (but releases nothing).
+        "governance.rollback_version",
     ],
     Role.ADMIN: ["*"],
 }
@@ -54,6 +56,6 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.AUDITOR: "Viewer + read the audit trail, verify it, export it",
     Role.EDITOR: "edit drafts, submit versions for review",
     Role.APPROVER: "decide reviews and approvals, never their own submissions or requests; release and roll back",
-    Role.OPERATOR: "start and cancel runs, answer escalated conversations, compensate runs",
+    Role.OPERATOR: "start and cancel runs, answer escalated conversations, compensate runs, roll releases back",
     Role.ADMIN: "everything, plus users, roles, tools and grants",
 }

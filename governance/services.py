@@ -531,7 +531,7 @@ def release_create(*, actor: User, note: str, moves: Sequence[Move]) -> Release:
 @transaction.atomic
 def release_rollback(*, actor: User, release: Release, reason: str) -> Release:
     """Move the labels of ``release`` back to where they were before it, in one step."""
-    _require(actor, "governance.release_version", "roll releases back")
+    _require(actor, "governance.rollback_version", "roll releases back")
     if not reason.strip():
         raise DomainError("A rollback needs a reason.", fields={"reason": ["Say why."]})
     release = Release.objects.select_for_update().get(pk=release.pk)
@@ -563,7 +563,7 @@ def release_rollback(*, actor: User, release: Release, reason: str) -> Release:
 @transaction.atomic
 def label_rollback(*, actor: User, obj: GovernedObject, label: str, version: Version, reason: str) -> Release:
     """Put ``label`` of one object back on an earlier approved version, with a reason."""
-    _require(actor, "governance.release_version", "roll labels back")
+    _require(actor, "governance.rollback_version", "roll labels back")
     if not reason.strip():
         raise DomainError("A rollback needs a reason.", fields={"reason": ["Say why."]})
     current = LabelPointer.objects.filter(object=obj, label__name=label).select_related("version").first()

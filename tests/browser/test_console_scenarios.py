@@ -133,6 +133,7 @@ def test_a_greeting_is_edited_reviewed_released_and_rolled_back_through_the_cons
     support: GovernedObject,
     editor: User,
     approver: User,
+    operator: User,
     outsider: User,
     api_as: Callable[[User], APIClient],
 ) -> None:
@@ -207,7 +208,8 @@ def test_a_greeting_is_edited_reviewed_released_and_rolled_back_through_the_cons
     second = start_conversation(client)
     assert (second["version"], second["messages"][0]["text"]) == (2, greeting(support, NEW_GREETING))
 
-    # Something is wrong with it after all: the Approver rolls production back to v1, with a reason.
+    # Something is wrong with it after all: an Operator rolls production back to v1, with a reason.
+    page = console(operator)
     page.goto(f"/admin/personas/persona/{support.pk}/change/")
     expect(page.locator(".field-current_labels")).to_contain_text("production → v2")
     page.get_by_role("link", name="Roll back a label").click()
@@ -221,7 +223,7 @@ def test_a_greeting_is_edited_reviewed_released_and_rolled_back_through_the_cons
     expect(page.locator(".field-current_labels")).to_contain_text("production → v1")
     assert LabelPointer.objects.get(object=support, label__name="production").version.number == 1
     [rolled_back] = events("governance.persona.rolled_back", target_id=str(support.pk))
-    assert rolled_back.actor_label == approver.username
+    assert rolled_back.actor_label == operator.username
     assert (rolled_back.details["reason"], rolled_back.details["label"]) == (
         "Customers found the new greeting abrupt.", "production",
     )  # fmt: skip
