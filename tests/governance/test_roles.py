@@ -111,3 +111,24 @@ def test_assign_role_refuses_unknown_users_and_roles(outsider: User) -> None:
         call_command("assign_role", "nobody", "Viewer")
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("assign_role", outsider.username, "Overlord")
+
+
+def test_an_operator_rolls_back_but_does_not_release(editor: User, approver: User, operator: User) -> None:
+    from config.errors import NotAllowed
+    from governance import services
+    from governance.models import LabelPointer
+
+    obj = services.governed_object_create(actor=editor, kind="style_guide", slug="g", name="G", draft={})
+    versions = []
+    for spec in ({}, {"max_sentence_words": 20}):
+        services.draft_update(actor=editor, obj=obj, draft=spec)
+        version = services.version_submit(actor=editor, obj=obj)
+        item = version.reviews.get()
+        services.review_decide(actor=approver, item=item, decision="approve", digest=item.digest)
+        versions.append(version)
+    with pytest.raises(NotAllowed):
+        services.release_create(actor=operator, note="no", moves=[services.Move(obj, "production", versions[0])])
+    services.release_create(actor=approver, note="v1", moves=[services.Move(obj, "production", versions[0])])
+    latest = services.release_create(actor=approver, note="v2", moves=[services.Move(obj, "production", versions[1])])
+    services.release_rollback(actor=operator, release=latest, reason="v2 broke the persona")
+    assert LabelPointer.objects.get(object=obj, label__name="production").version == versions[0]
