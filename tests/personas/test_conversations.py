@@ -876,7 +876,7 @@ def test_every_step_of_a_conversation_is_audited_in_order(
     turns = [e.details for e in events(conversation, "persona.conversation.turn")]
     assert [(t["intent"], t["flow"], t["status"]) for t in turns] == [
         ("", "repeat", "active"),
-        ("person", "", "escalated"),
+        ("person", "repeat", "escalated"),  # asked for a person while in the flow
         ("", "", "escalated"),
         ("", "thanks", "active"),
     ]
