@@ -3,9 +3,18 @@
 ``advance(run_id, owner)`` is what the Celery task calls. It claims the run's lease with a guarded update (0 rows:
 someone else has it, or it is not runnable), then repeats: *plan* the next step inside a short transaction (the
 lease is checked and renewed, the decision and any preparation are committed), *perform* the slow part with no
-transaction open (a model call, a tool call), *record* the outcome in another short transaction. A crash between
-any two of these loses nothing: the sweeper re-enqueues a run whose lease expired, and planning resumes from the
-last committed step.
+transaction open (a model call, a tool call), *record* the outcome in another short transaction. Nothing slow sits
+between recording a step and planning the next, so they share that transaction; what planning writes there, it
+writes in a savepoint: should planning fail, the outcome just recorded is committed all the same, and the error
+raised after (a model call that nothing stops is planned by reading alone). A tool call denied while planning is
+recorded, and the step after it planned, in the same transaction too. A crash between any two transactions loses
+nothing: the sweeper re-enqueues a run whose lease expired, and planning resumes from the last committed step.
+
+Every transaction reads the run row under lock (its lease, a cancellation) and writes all its changes to it, the
+lease renewal included, in one UPDATE at the end. While one ``advance()`` holds the lease it keeps the run's steps
+in memory (read once; only the lease holder writes a running run's steps): the pending tool calls and the next
+step's number come from there. The conversation is rebuilt from the committed steps, in one query of what the
+messages need. The pinned agent version never changes: its spec comes from ``selectors.frozen_versions``.
 
 The loop, as DESIGN.md's reliability rules say: input guardrails; budget check; model call; for each tool call the
 model proposed: grant, argument schema, argument constraints, rate limit, ``action`` guardrails, autonomy level
@@ -17,12 +26,13 @@ idempotent tool is called again with the same key, a non-idempotent one goes to 
 
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import json
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -40,12 +50,18 @@ from audit.context import Actor, audit_context
 from audit.services import audit_record
 from governance import policies, selectors
 from governance.guardrails import guardrail_check
-from governance.models import ReviewKind, Risk
+from governance.models import GovernedObject, ReviewKind, Risk
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
 from governance.services import review_item_open
 
 SETTLED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.DENIED, StepStatus.COMPENSATED)
 RISKY = (Risk.HIGH, Risk.CRITICAL)
+PENDING = (StepStatus.EXECUTING, StepStatus.PROPOSED)
+# The steps the model's messages are made of (see ``conversation``).
+IN_CONVERSATION = Q(kind__in=[StepKind.GUARDRAIL, StepKind.LLM_CALL]) | (
+    Q(kind=StepKind.TOOL_CALL, status__in=SETTLED) & ~Q(call_id="")
+)
+RUN_FIELDS = tuple(run_field.attname for run_field in Run._meta.concrete_fields)
 
 
 def run_actor(run: Run) -> Actor:
@@ -55,8 +71,8 @@ def run_actor(run: Run) -> Actor:
 # --- leases -------------------------------------------------------------------------------------------------------
 
 
-def claim(run_id: Any, owner: str) -> bool:
-    """Take the run's lease if it is free or expired; a run claimed too often without progress is dead-lettered."""
+def _claim(run_id: Any, owner: str) -> bool:
+    """Take the run's lease if it is free or expired (committed at once: the claim counts even if the worker dies)."""
     now = timezone.now()
     claimed = (
         Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
@@ -70,66 +86,180 @@ def claim(run_id: Any, owner: str) -> bool:
             updated_at=now,
         )
     )
-    if not claimed:
+    return bool(claimed)
+
+
+def claim(run_id: Any, owner: str) -> bool:
+    """Take the run's lease if it is free or expired; a run claimed too often without progress is dead-lettered."""
+    if not _claim(run_id, owner):
         return False
-    claimed_run = Run.objects.select_related("agent").get(pk=run_id)
-    if claimed_run.deliveries > settings.AGENTS_MAX_DELIVERIES:
-        with (
-            transaction.atomic(),
-            audit_context(actor=run_actor(claimed_run), correlation_id=claimed_run.correlation_id),
-        ):
-            run = _locked(run_id, owner)
-            if run is not None:
-                _error_step(run, f"picked up {run.deliveries - 1} times without progress: dead letter")
-                _finish(run, RunStatus.FAILED, error="The run was picked up too often without progress (dead letter).")
+    if Run.objects.filter(pk=run_id).values_list("deliveries", flat=True).get() > settings.AGENTS_MAX_DELIVERIES:
+        _in_transaction(run_id, owner, _Memory(), _dead_letter)
         return False
     return True
 
 
-@contextlib.contextmanager
-def _heartbeat(run_id: Any, owner: str) -> Iterator[None]:
-    """Keep renewing the lease while a model or tool call runs outside any transaction, so a slow call is not
-    taken for a dead worker. A killed worker stops beating and the lease expires as it should."""
-    stop = threading.Event()
-    lease = settings.AGENTS_LEASE_SECONDS
+def _dead_letter(run: Run) -> "Plan":
+    """Fail a run that was claimed too often without progress (``advance()`` checks in its first transaction)."""
+    if run.deliveries <= settings.AGENTS_MAX_DELIVERIES:
+        return NEXT
+    _error_step(run, f"picked up {run.deliveries - 1} times without progress: dead letter")
+    _finish(run, RunStatus.FAILED, error="The run was picked up too often without progress (dead letter).")
+    return STOP
 
-    def beat() -> None:
+
+class _Heartbeat:
+    """Keeps renewing the lease while a model or tool call runs outside any transaction, so a slow call is not taken
+    for a dead worker; a killed worker stops beating and the lease expires as it should.
+
+    One thread for a whole ``advance()``, started at its first call (not one a call): it wakes every third of a
+    lease (at least every second) and renews the lease when a call is under way. A call waits, as it ends, for a
+    renewal under way, so that none overlaps the transaction that records the call."""
+
+    def __init__(self, run_id: Any, owner: str) -> None:
+        self.run_id, self.owner = run_id, owner
+        self.lock = threading.Lock()  # held to renew, and to start or end a call
+        self.calling = False
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def during_call(self) -> Iterator[None]:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._beat, daemon=True, name="lease-heartbeat")
+            self.thread.start()
+        with self.lock:
+            self.calling = True
         try:
-            while not stop.wait(max(1.0, lease / 3)):
-                Run.objects.filter(pk=run_id, lease_owner=owner).update(
-                    lease_expires_at=timezone.now() + dt.timedelta(seconds=lease)
-                )
+            yield
+        finally:
+            with self.lock:
+                self.calling = False
+
+    def _beat(self) -> None:
+        lease = settings.AGENTS_LEASE_SECONDS
+        try:
+            while not self.stop.wait(max(1.0, lease / 3)):
+                with self.lock:
+                    if self.calling:
+                        Run.objects.filter(pk=self.run_id, lease_owner=self.owner).update(
+                            lease_expires_at=timezone.now() + dt.timedelta(seconds=lease)
+                        )
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=beat, daemon=True, name="lease-heartbeat")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
 
 
-def _locked(run_id: Any, owner: str) -> Run | None:
-    """The run, locked, if ``owner`` still holds its lease (renewed); None when the lease was lost."""
-    run = Run.objects.select_for_update(of=("self",)).select_related("agent", "version", "requested_by").get(pk=run_id)
+@dataclass(eq=False)
+class _Memory:
+    """What one ``advance()`` keeps between its transactions while it holds the run's lease. Only the lease holder
+    writes a running run's steps, so they are read once; the run row is read, locked, in every transaction."""
+
+    agent: GovernedObject | None = None
+    steps: list[Step] | None = None  # the run's steps in seq order; None: not read yet
+    run: Run | None = None  # the run as the last transaction left it
+    held: Run | None = None  # the run locked by the transaction under way
+    unsaved: set[str] = field(default_factory=set)  # its changed fields, written in one UPDATE at the end
+
+
+_MEMORY = "_runtime_memory"  # where a run locked by the runtime keeps its memory (in the instance's __dict__)
+
+
+def _memory(run: Run) -> _Memory | None:
+    """The memory of the runtime's transaction under way when it holds this very instance of the run, else None."""
+    memory = run.__dict__.get(_MEMORY)
+    return memory if isinstance(memory, _Memory) and memory.held is run else None
+
+
+def _steps(run: Run) -> list[Step]:
+    memory = _memory(run)
+    assert memory is not None, "only for a run the runtime holds"
+    assert memory.steps is not None
+    return memory.steps
+
+
+def _save(run: Run, *fields: str) -> None:
+    """Save these fields of the run: in the runtime's transaction, with its other changes at its end (one UPDATE,
+    the lease renewal included); else at once."""
+    memory = _memory(run)
+    if memory is None:
+        run.save(update_fields=fields)
+    else:
+        memory.unsaved.update(fields)
+
+
+def _flush(run: Run) -> None:
+    """Write the run's changes saved so far in the runtime's transaction."""
+    memory = _memory(run)
+    if memory is not None and memory.unsaved:
+        run.save(update_fields=sorted(memory.unsaved))
+        memory.unsaved.clear()
+
+
+def _locked(run_id: Any, owner: str, memory: _Memory) -> Run | None:
+    """The run, locked, if ``owner`` still holds its lease (renewed with the transaction's other changes, see
+    ``_save``); None when the lease was lost. The first lock of an ``advance()`` reads the run's steps too."""
+    runs = Run.objects.select_for_update(of=("self",))
+    run = (runs if memory.agent is not None else runs.select_related("agent")).get(pk=run_id)
     if run.lease_owner != owner or run.status != RunStatus.RUNNING:
         return None
+    if memory.agent is None:
+        memory.agent = run.agent
+    else:
+        run.agent = memory.agent
+    if memory.steps is None:
+        memory.steps = list(run.steps.select_related("tool").order_by("seq"))
+    run.__dict__[_MEMORY] = memory
+    memory.run = memory.held = run
+    memory.unsaved = set()
     run.lease_expires_at = timezone.now() + dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS)
-    run.save(update_fields=["lease_expires_at"])
+    _save(run, "lease_expires_at")
     return run
+
+
+class _PlanFailed(Exception):
+    """Planning failed after an outcome was recorded in the same transaction: commit that, then raise ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _in_transaction(run_id: Any, owner: str, memory: _Memory, work: Callable[[Run], "Plan"]) -> "Plan":
+    """``work`` on the locked run, in one transaction, under the run's actor; stop when the lease was lost."""
+    failure: Exception | None = None
+    with transaction.atomic():
+        run = _locked(run_id, owner, memory)
+        if run is None:
+            return STOP
+        try:
+            with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
+                try:
+                    decided = work(run)
+                except _PlanFailed as failed:
+                    decided, failure = STOP, failed.error
+            _flush(run)
+        finally:
+            memory.held = None
+    if failure is not None:
+        raise failure
+    return decided
 
 
 def _release(run: Run, status: str) -> None:
     run.status, run.lease_owner, run.lease_expires_at, run.updated_at = status, "", None, timezone.now()
-    run.save(update_fields=["status", "lease_owner", "lease_expires_at", "updated_at"])
+    _save(run, "status", "lease_owner", "lease_expires_at", "updated_at")
 
 
 def _finish(run: Run, status: str, *, result: Any = None, error: str = "") -> None:
     run.result, run.error, run.finished_at = result, error, timezone.now()
-    run.save(update_fields=["result", "error", "finished_at"])
-    _release(run, status)
+    run.status, run.lease_owner, run.lease_expires_at, run.updated_at = status, "", None, timezone.now()
+    _save(run, "result", "error", "finished_at", "status", "lease_owner", "lease_expires_at", "updated_at")
+    _flush(run)  # written before the end is announced
     audit_record(
         actor=run_actor(run),
         action=f"agent.run.{status}",
@@ -148,10 +278,29 @@ def _next_seq(run: Run) -> int:
 
 
 def _add_step(run: Run, kind: str, status: str, **fields: Any) -> Step:
+    return _add_steps(run, [(kind, status, fields)])[0]
+
+
+def _add_steps(run: Run, new: list[tuple[str, str, dict[str, Any]]]) -> list[Step]:
+    """Steps ``(kind, status, fields)`` numbered after the run's last, inserted together where the database gives
+    their ids back (PostgreSQL, SQLite 3.35+). A run the runtime holds knows its last number."""
+    memory = _memory(run)
+    steps = memory.steps if memory is not None else None
+    last = _next_seq(run) - 1 if steps is None else (steps[-1].seq if steps else 0)
     now = timezone.now()
-    return Step.objects.create(run=run, seq=_next_seq(run), kind=kind, status=status, started_at=now,
-                               finished_at=None if status in (StepStatus.PROPOSED, StepStatus.EXECUTING) else now,
-                               **fields)  # fmt: skip
+    added = [
+        Step(run=run, seq=last + number, kind=kind, status=status, started_at=now,
+             finished_at=None if status in (StepStatus.PROPOSED, StepStatus.EXECUTING) else now, **fields)
+        for number, (kind, status, fields) in enumerate(new, 1)
+    ]  # fmt: skip
+    if len(added) > 1 and connections[Step.objects.db].features.can_return_rows_from_bulk_insert:
+        Step.objects.bulk_create(added)
+    else:
+        for step in added:
+            step.save(force_insert=True)
+    if steps is not None:
+        steps.extend(added)
+    return added
 
 
 def _error_step(run: Run, error: str) -> Step:
@@ -161,7 +310,7 @@ def _error_step(run: Run, error: str) -> Step:
 def _progress(run: Run) -> None:
     """A step was committed: the run is making progress, so redeliveries start counting afresh."""
     run.deliveries, run.updated_at = 0, timezone.now()
-    run.save(update_fields=["deliveries", "updated_at"])
+    _save(run, "deliveries", "updated_at")
 
 
 # --- what the model sees ------------------------------------------------------------------------------------------
@@ -181,28 +330,38 @@ class Context:
         return dict(self.spec.get("budgets") or {})
 
 
+def _spec(run: Run) -> dict[str, Any]:
+    """The spec of the run's pinned agent version (immutable: read once per process)."""
+    return selectors.frozen_versions([run.version_id])[0][2]
+
+
 def context(run: Run) -> Context:
     refs = [
         policies.PolicyRef(slug=slug, version=number, spec=policy)
         for slug, number, policy in selectors.frozen_versions([p["id"] for p in run.policy_versions])
     ]
-    return Context(spec=run.version.spec, policies=refs)
+    return Context(spec=_spec(run), policies=refs)
 
 
 def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
-    """The messages for the model, rebuilt from the committed steps."""
+    """The messages for the model, rebuilt from the committed steps: one query, of what the messages are made of."""
+    steps = (
+        Step.objects.filter(IN_CONVERSATION, run_id=run.pk)
+        .order_by("seq")
+        .values_list("kind", "status", "call_id", "detail", "result", "error")
+    )
     run_input = run.input
     messages: list[dict[str, Any]] = [{"role": "system", "content": ctx.spec["instructions"]}]
-    for step in run.steps.order_by("seq"):
-        if step.kind == StepKind.GUARDRAIL and "input" in step.detail:
-            run_input = step.detail["input"]
-        elif step.kind == StepKind.LLM_CALL:
+    for kind, status, call_id, detail, result, error in steps:
+        if kind == StepKind.GUARDRAIL and "input" in detail:
+            run_input = detail["input"]
+        elif kind == StepKind.LLM_CALL:
             if len(messages) == 1:
                 messages.append({"role": "user", "content": json.dumps(run_input, ensure_ascii=False)})
-            messages.append(step.detail["message"])
-        elif step.kind == StepKind.TOOL_CALL and step.call_id and step.status in SETTLED:
-            content = step.result if step.status == StepStatus.SUCCEEDED else {"error": step.error}
-            messages.append({"role": "tool", "tool_call_id": step.call_id, "content": json.dumps(content)})
+            messages.append(detail["message"])
+        elif kind == StepKind.TOOL_CALL and call_id and status in SETTLED:
+            content = result if status == StepStatus.SUCCEEDED else {"error": error}
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(content)})
     if len(messages) == 1:
         messages.append({"role": "user", "content": json.dumps(run_input, ensure_ascii=False)})
     return messages
@@ -210,7 +369,10 @@ def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
 
 def _tool_schemas(ctx: Context) -> list[dict[str, Any]]:
     granted = Tool.objects.filter(name__in=list(ctx.grants), available=True).order_by("name")
-    return [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in granted]
+    return [
+        {"name": name, "description": description, "parameters": parameters}
+        for name, description, parameters in granted.values_list("name", "description", "parameters")
+    ]
 
 
 def _cost(ctx: Context, input_tokens: int, output_tokens: int) -> Decimal:
@@ -227,6 +389,11 @@ class Plan:
     kind: str  # "stop" | "next" | "llm" | "tool"
     step_id: int | None = None
     messages: tuple[dict[str, Any], ...] = ()
+    step: Step | None = field(default=None, compare=False)  # "tool": the step to perform, its tool loaded
+
+
+STOP = Plan("stop")
+NEXT = Plan("next")
 
 
 def _budget_problem(run: Run, ctx: Context, *, tokens: int = 0, cost: Decimal = Decimal(0)) -> str:
@@ -250,42 +417,95 @@ def _over_time(run: Run, ctx: Context) -> bool:
 
 def plan(run_id: Any, owner: str) -> Plan:
     """Decide the next step, inside one transaction; see the module docstring."""
-    with transaction.atomic():
-        run = _locked(run_id, owner)
-        if run is None:
-            return Plan("stop")
-        with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
+    return _in_transaction(run_id, owner, _Memory(), _plan)
+
+
+def _first_plan(run: Run) -> Plan:
+    """The first transaction of an ``advance()``: a run claimed too often without progress is dead-lettered."""
+    decided = _dead_letter(run)
+    return decided if decided.kind == "stop" else _plan(run)
+
+
+def _then_plan(run: Run) -> Plan:
+    """Plan the next step in the transaction that recorded the last one, in a savepoint: should planning fail, what
+    was recorded is still committed, and the error raised after (``_in_transaction``). A model call that nothing
+    stops is planned by reading alone, without one."""
+    memory = _memory(run)
+    assert memory is not None
+    fields, unsaved = {name: run.__dict__[name] for name in RUN_FIELDS}, set(memory.unsaved)
+    try:
+        ahead = _model_call_ahead(run)
+        if ahead is not None:
+            return ahead
+        with transaction.atomic():
             return _plan(run)
+    except Exception as error:
+        run.__dict__.update(fields)
+        memory.unsaved, memory.steps = unsaved, None  # the steps in memory may be what was rolled back
+        raise _PlanFailed(error) from error
 
 
 def _plan(run: Run) -> Plan:
+    """Decide the next step; a tool call denied is recorded and the step after it decided in the same transaction."""
+    while True:
+        decided = _decide(run)
+        if decided.kind != "next":
+            return decided
+
+
+def _decide(run: Run) -> Plan:
     ctx = context(run)
     if run.cancel_requested:
         _finish(run, RunStatus.CANCELLED, error="Cancelled on request.")
-        return Plan("stop")
+        return STOP
     if _over_time(run, ctx):
         _error_step(run, f"the wall-time budget ({ctx.budgets['wall_seconds']} s) ran out")
         _finish(run, RunStatus.TIMED_OUT, error="The wall-time budget ran out.")
-        return Plan("stop")
-    pending = run.steps.filter(kind=StepKind.TOOL_CALL, status__in=[StepStatus.EXECUTING, StepStatus.PROPOSED])
-    step = pending.select_related("tool").order_by("seq").first()
+        return STOP
+    steps = _steps(run)
+    step = _pending(steps)
     if step is not None and step.status == StepStatus.EXECUTING:
         return _recover(run, step)
     if step is not None:
         return _check_tool_call(run, ctx, step)
-    if not run.steps.filter(kind=StepKind.LLM_CALL).exists() and not run.steps.filter(kind=StepKind.GUARDRAIL).exists():
+    if _no_model_call_yet(steps):
         stop = _input_guardrails(run, ctx)
         if stop:
-            return Plan("stop")
-    messages = conversation(run, ctx)
-    parameters = ctx.spec["model"].get("parameters") or {}
-    tokens = providers.estimate_tokens(json.dumps(messages)) + int(parameters.get("max_tokens", 0) or 0)
-    problem = _budget_problem(run, ctx, tokens=tokens, cost=_cost(ctx, tokens, 0))
+            return STOP
+    messages, problem = _model_call(run, ctx)
     if problem:
         _error_step(run, f"stopped before a model call: {problem}")
         _finish(run, RunStatus.FAILED, error=f"Budget: {problem}.")
-        return Plan("stop")
+        return STOP
     return Plan("llm", messages=tuple(messages))
+
+
+def _pending(steps: list[Step]) -> Step | None:
+    """The first tool call still to be decided (proposed) or left ``executing`` (its worker died)."""
+    return next((step for step in steps if step.kind == StepKind.TOOL_CALL and step.status in PENDING), None)
+
+
+def _no_model_call_yet(steps: list[Step]) -> bool:
+    """No model call and no guardrail step yet: the input guardrails are still to be run."""
+    return not any(step.kind in (StepKind.LLM_CALL, StepKind.GUARDRAIL) for step in steps)
+
+
+def _model_call(run: Run, ctx: Context) -> tuple[list[dict[str, Any]], str]:
+    """The messages for the next model call, and the budget it would exceed ("" if none)."""
+    messages = conversation(run, ctx)
+    parameters = ctx.spec["model"].get("parameters") or {}
+    tokens = providers.estimate_tokens(json.dumps(messages)) + int(parameters.get("max_tokens", 0) or 0)
+    return messages, _budget_problem(run, ctx, tokens=tokens, cost=_cost(ctx, tokens, 0))
+
+
+def _model_call_ahead(run: Run) -> Plan | None:
+    """The next step if it is a model call that nothing stops (no cancellation, time, tool call pending, input
+    guardrails or budget), decided by reading alone; else None: ``_decide`` it."""
+    ctx, steps = context(run), _steps(run)
+    if run.cancel_requested or _over_time(run, ctx) or _pending(steps) is not None or _no_model_call_yet(steps):
+        return None
+    messages, problem = _model_call(run, ctx)
+    return None if problem else Plan("llm", messages=tuple(messages))
 
 
 def _input_guardrails(run: Run, ctx: Context) -> bool:
@@ -323,11 +543,11 @@ def _is_json(text: str) -> bool:
 def _deny(run: Run, step: Step, reason: str, *, detail: dict[str, Any] | None = None) -> Plan:
     step.status, step.error, step.finished_at = StepStatus.DENIED, reason, timezone.now()
     step.detail = {**step.detail, **(detail or {})}
-    step.save(update_fields=["status", "error", "finished_at", "detail"])
+    step.save(update_fields=["status", "error", "finished_at", "detail", "tool"])
     audit_record(actor=run_actor(run), action="agent.tool.denied", target=step,
                  details={"tool": step.detail.get("tool_name", ""), "reason": reason})  # fmt: skip
     _progress(run)
-    return Plan("next")
+    return NEXT
 
 
 def _facts(run: Run, ctx: Context, tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -345,8 +565,7 @@ def _check_tool_call(run: Run, ctx: Context, step: Step) -> Plan:
     tool = Tool.objects.filter(name=name, available=True).first()
     if grant is None or tool is None:
         return _deny(run, step, f"the agent has no grant for the tool {name!r}")
-    step.tool = tool
-    step.save(update_fields=["tool"])
+    step.tool = tool  # saved with the step's next change: denied, parked or executing
     expiry = parse_expiry(grant["expires_at"]) if "expires_at" in grant else None
     if expiry is not None and expiry <= timezone.now():
         return _deny(run, step, f"the grant for {name!r} expired at {expiry.isoformat()}")
@@ -431,32 +650,32 @@ def _park(run: Run, step: Step, tool: Tool, reason: str, *, kind: str = "approva
         approvals_required=2 if tool.risk == Risk.CRITICAL else 1,
     )
     step.status, step.review = StepStatus.AWAITING_APPROVAL, item
-    step.save(update_fields=["status", "review"])
+    step.save(update_fields=["status", "review", "tool"])
     run.parked_at = timezone.now()
-    run.save(update_fields=["parked_at"])
+    _save(run, "parked_at")
     _release(run, RunStatus.AWAITING_APPROVAL)
     audit_record(actor=run_actor(run), action="agent.approval.requested", target=step,
                  details={"tool": tool.name, "reason": reason, "review": item.pk, "risk": tool.risk})  # fmt: skip
-    return Plan("stop")
+    return STOP
 
 
 def _start_execution(run: Run, ctx: Context, step: Step) -> Plan:
     problem = _budget_problem(run, ctx)
     if problem:
         step.status, step.error, step.finished_at = StepStatus.DENIED, f"not called: {problem}", timezone.now()
-        step.save(update_fields=["status", "error", "finished_at"])
+        step.save(update_fields=["status", "error", "finished_at", "tool"])
         _error_step(run, f"stopped before a tool call: {problem}")
         _finish(run, RunStatus.FAILED, error=f"Budget: {problem}.")
-        return Plan("stop")
+        return STOP
     step.status, step.idempotency_key = StepStatus.EXECUTING, f"{run.pk}:{step.seq}"
     step.started_at = timezone.now()
-    step.save(update_fields=["status", "idempotency_key", "started_at"])
+    step.save(update_fields=["status", "idempotency_key", "started_at", "tool"])
     run.steps_used += 1
-    run.save(update_fields=["steps_used"])
+    _save(run, "steps_used")
     audit_record(actor=run_actor(run), action="agent.tool.executing", target=step,
                  details={"tool": step.tool.name if step.tool else "", "arguments": step.arguments,
                           "idempotency_key": step.idempotency_key})  # fmt: skip
-    return Plan("tool", step_id=step.pk)
+    return Plan("tool", step_id=step.pk, step=step)
 
 
 def _recover(run: Run, step: Step) -> Plan:
@@ -468,11 +687,11 @@ def _recover(run: Run, step: Step) -> Plan:
         step.save(update_fields=["detail"])
         details = {"tool": step.tool.name, "idempotency_key": step.idempotency_key, "approved": True}
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step, details=details)
-        return Plan("tool", step_id=step.pk)
+        return Plan("tool", step_id=step.pk, step=step)
     if step.tool.idempotent:
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step,
                      details={"tool": step.tool.name, "idempotency_key": step.idempotency_key})  # fmt: skip
-        return Plan("tool", step_id=step.pk)
+        return Plan("tool", step_id=step.pk, step=step)
     return _park(
         run, step, step.tool,
         f"A worker stopped while {step.tool.name} (not idempotent) was running: it may or may not have happened. "
@@ -484,10 +703,9 @@ def _recover(run: Run, step: Step) -> Plan:
 # --- performing and recording -------------------------------------------------------------------------------------
 
 
-def _call_model(run_id: Any, plan_: Plan) -> providers.Completion | str:
+def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
     """The model's answer, retrying retryable errors with backoff inside the wall-time budget; or the error."""
-    run = Run.objects.select_related("version").get(pk=run_id)
-    spec = run.version.spec
+    spec = _spec(run)
     model = spec["model"]
     provider = providers.get_provider(model["provider"])
     ctx = Context(spec=spec, policies=[])
@@ -512,41 +730,37 @@ def _call_model(run_id: Any, plan_: Plan) -> providers.Completion | str:
     return f"{model['provider']} model {model['name']!r} failed after {attempt + 1} attempt(s): {error}"
 
 
-def _record_model(run_id: Any, owner: str, outcome: providers.Completion | str) -> bool:
-    with transaction.atomic():
-        run = _locked(run_id, owner)
-        if run is None:
-            return False
-        with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
-            ctx = context(run)
-            if isinstance(outcome, str):
-                _error_step(run, outcome)
-                _finish(run, RunStatus.FAILED, error=outcome)
-                return False
-            tokens = outcome.input_tokens + outcome.output_tokens
-            cost = _cost(ctx, outcome.input_tokens, outcome.output_tokens)
-            llm = _add_step(run, StepKind.LLM_CALL, StepStatus.SUCCEEDED, tokens=tokens, cost=cost,
-                            detail={"message": outcome.message, "input_tokens": outcome.input_tokens,
-                                    "output_tokens": outcome.output_tokens})  # fmt: skip
-            run.steps_used, run.tokens_used, run.cost_used = (
-                run.steps_used + 1,
-                run.tokens_used + tokens,
-                run.cost_used + cost,
-            )
-            run.save(update_fields=["steps_used", "tokens_used", "cost_used"])
-            calls = [call.name for call in outcome.tool_calls]
-            audit_record(actor=run_actor(run), action="agent.model.called", target=llm,
-                         details={"tokens": tokens, "cost": str(cost), "tool_calls": calls})  # fmt: skip
-            for call in outcome.tool_calls:
-                _add_step(run, StepKind.TOOL_CALL, StepStatus.PROPOSED, call_id=call.id, arguments=call.arguments,
-                          detail={"tool_name": call.name, "raw_arguments": call.raw_arguments[:4000]})  # fmt: skip
-            _progress(run)
-            if not outcome.tool_calls:
-                return _answer(run, ctx, outcome.text)
-            return True
+def _record_model(run: Run, outcome: providers.Completion | str) -> Plan:
+    """Record the model's answer (its proposed tool calls, or the run's answer), then plan the next step."""
+    ctx = context(run)
+    if isinstance(outcome, str):
+        _error_step(run, outcome)
+        _finish(run, RunStatus.FAILED, error=outcome)
+        return STOP
+    tokens = outcome.input_tokens + outcome.output_tokens
+    cost = _cost(ctx, outcome.input_tokens, outcome.output_tokens)
+    llm, *_ = _add_steps(run, [
+        (StepKind.LLM_CALL, StepStatus.SUCCEEDED,
+         {"tokens": tokens, "cost": cost, "detail": {"message": outcome.message, "input_tokens": outcome.input_tokens,
+                                                     "output_tokens": outcome.output_tokens}}),
+        *((StepKind.TOOL_CALL, StepStatus.PROPOSED,
+           {"call_id": call.id, "arguments": call.arguments,
+            "detail": {"tool_name": call.name, "raw_arguments": call.raw_arguments[:4000]}})
+          for call in outcome.tool_calls),
+    ])  # fmt: skip
+    run.steps_used, run.tokens_used, run.cost_used = run.steps_used + 1, run.tokens_used + tokens, run.cost_used + cost
+    _save(run, "steps_used", "tokens_used", "cost_used")
+    calls = [call.name for call in outcome.tool_calls]
+    audit_record(actor=run_actor(run), action="agent.model.called", target=llm,
+                 details={"tokens": tokens, "cost": str(cost), "tool_calls": calls})  # fmt: skip
+    _progress(run)
+    if not outcome.tool_calls:
+        _answer(run, ctx, outcome.text)
+        return STOP
+    return _then_plan(run)
 
 
-def _answer(run: Run, ctx: Context, text: str) -> bool:
+def _answer(run: Run, ctx: Context, text: str) -> None:
     facts = {"text": text, "channel": "run", "persona": "", "agent": run.agent.slug}
     decision = guardrail_check(checkpoint="output", facts=facts, policy_refs=ctx.policies, actor=run_actor(run),
                                target=run)  # fmt: skip
@@ -556,7 +770,7 @@ def _answer(run: Run, ctx: Context, text: str) -> bool:
         _finish(
             run, RunStatus.FAILED, error=f"The output guardrails decided {decision.effect}: the answer is withheld."
         )
-        return False
+        return
     if decision.effect == "redact":
         from governance import detectors
 
@@ -565,7 +779,6 @@ def _answer(run: Run, ctx: Context, text: str) -> bool:
         _add_step(run, StepKind.GUARDRAIL, StepStatus.SUCCEEDED, detail={"checkpoint": "output", **decision.as_dict()})
     _add_step(run, StepKind.MESSAGE, StepStatus.SUCCEEDED, detail={"text": text})
     _finish(run, RunStatus.SUCCEEDED, result={"answer": text})
-    return False
 
 
 def execute(tool: Tool, arguments: dict[str, Any], idempotency_key: str) -> Any:
@@ -584,44 +797,44 @@ def execute(tool: Tool, arguments: dict[str, Any], idempotency_key: str) -> Any:
     return tools.call_with_timeout(spec.function, call_arguments, tool.timeout_seconds)
 
 
-def _record_tool(run_id: Any, owner: str, step_id: int, result: Any, failure: str) -> bool:
-    with transaction.atomic():
-        run = _locked(run_id, owner)
-        if run is None:
-            return False
-        with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
-            step = Step.objects.select_for_update(of=("self",)).select_related("tool").get(pk=step_id)
-            step.status = StepStatus.FAILED if failure else StepStatus.SUCCEEDED
-            step.result, step.error, step.finished_at = (None if failure else result), failure, timezone.now()
-            step.save(update_fields=["status", "result", "error", "finished_at"])
-            audit_record(actor=run_actor(run), action=f"agent.tool.{step.status}", target=step,
-                         details={"tool": step.tool.name if step.tool else "", "error": failure,
-                                  "duration_ms": step.duration_ms})  # fmt: skip
-            _progress(run)
-            return True
+def _record_tool(run: Run, step: Step, result: Any, failure: str) -> Plan:
+    """Record the tool call's outcome, then plan the next step."""
+    step.run = run
+    step.status = StepStatus.FAILED if failure else StepStatus.SUCCEEDED
+    step.result, step.error, step.finished_at = (None if failure else result), failure, timezone.now()
+    step.save(update_fields=["status", "result", "error", "finished_at"])
+    audit_record(actor=run_actor(run), action=f"agent.tool.{step.status}", target=step,
+                 details={"tool": step.tool.name if step.tool else "", "error": failure,
+                          "duration_ms": step.duration_ms})  # fmt: skip
+    _progress(run)
+    return _then_plan(run)
 
 
 def advance(run_id: Any, owner: str) -> None:
     """Claim the run and advance it until it finishes, parks for a person, or its lease is lost."""
-    if not claim(run_id, owner):
+    if not _claim(run_id, owner):
         return
-    while True:
-        next_plan = plan(run_id, owner)
-        if next_plan.kind == "stop":
-            return
-        if next_plan.kind == "llm":
-            with _heartbeat(run_id, owner):
-                outcome = _call_model(run_id, next_plan)
-            if not _record_model(run_id, owner, outcome):
-                return
-        elif next_plan.kind == "tool":
-            assert next_plan.step_id is not None
-            step = Step.objects.select_related("tool").get(pk=next_plan.step_id)
-            assert step.tool is not None
-            try:
-                with _heartbeat(run_id, owner):
-                    result, failure = execute(step.tool, step.arguments or {}, step.idempotency_key), ""
-            except tools.ToolFailure as error:
-                result, failure = None, str(error)
-            if not _record_tool(run_id, owner, step.pk, result, failure):
-                return
+    memory, heartbeat = _Memory(), _Heartbeat(run_id, owner)
+    try:
+        next_plan = _in_transaction(run_id, owner, memory, _first_plan)
+        while next_plan.kind != "stop":
+            if next_plan.kind == "llm":
+                assert memory.run is not None
+                with heartbeat.during_call():
+                    outcome = _call_model(memory.run, next_plan)
+                next_plan = _in_transaction(run_id, owner, memory, functools.partial(_record_model, outcome=outcome))
+            elif next_plan.kind == "tool":
+                step = next_plan.step
+                assert step is not None
+                assert step.tool is not None
+                try:
+                    with heartbeat.during_call():
+                        result, failure = execute(step.tool, step.arguments or {}, step.idempotency_key), ""
+                except tools.ToolFailure as error:
+                    result, failure = None, str(error)
+                record = functools.partial(_record_tool, step=step, result=result, failure=failure)
+                next_plan = _in_transaction(run_id, owner, memory, record)
+            else:
+                next_plan = _in_transaction(run_id, owner, memory, _plan)
+    finally:
+        heartbeat.close()
