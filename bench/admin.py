@@ -32,21 +32,16 @@ Static files are served plainly (as the tests do), so no ``collectstatic`` manif
 # ruff: noqa: E402  (Django must be set up before the models are imported)
 
 import argparse
-import contextlib
 import datetime as dt
-import math
 import os
-import platform
 import random
 import re
 import resource
-import sqlite3
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -57,7 +52,7 @@ django.setup()
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, connections, models, transaction
+from django.db import connection, models, transaction
 from django.db.models.fields import AutoFieldMixin
 from django.http import StreamingHttpResponse
 from django.test import Client
@@ -67,6 +62,17 @@ from django.utils import timezone
 from agents.models import Run, RunStatus, Step, StepKind, StepStatus
 from audit import integrity
 from audit.models import AuditEvent
+from bench.common import (
+    BenchError,
+    database_description,
+    percentile,
+    print_heading,
+    print_load,
+    print_total,
+    target_scope,
+    throwaway_database,
+    verdict,
+)
 from config.changelists import BoundedCountPaginator, LargeTableAdmin
 from governance.models import GovernedObject, Label, Version
 from personas.models import Conversation, ConversationStatus, Message
@@ -78,10 +84,6 @@ BATCH = 20_000  # rows per executemany on SQLite
 WARMUP_REQUESTS = 3
 RESULT_COUNT = re.compile(r'<span class="result-count">([^<]*)</span>')  # templates/admin/pagination.html
 HOST = "localhost"
-
-
-class BenchError(Exception):
-    """The benchmark could not run or produced an invalid result."""
 
 
 # --- bulk loading -------------------------------------------------------------------------------------------------
@@ -317,7 +319,7 @@ class Timing:
 
     def percentile(self, share: float) -> float:
         """Nearest-rank percentile."""
-        return self.ms[max(0, math.ceil(share / 100 * len(self.ms)) - 1)]
+        return percentile(self.ms, share)
 
 
 def pages(loaded: Loaded) -> list[Page]:
@@ -394,35 +396,18 @@ def time_export(client: Client, events: int) -> tuple[float, int, int, float]:
 # --- the report ---------------------------------------------------------------------------------------------------
 
 
-def database_description() -> str:
-    if connection.vendor == "postgresql":
-        version = connection.cursor().connection.info.server_version  # type: ignore[attr-defined]
-        return f"PostgreSQL {version // 10000}.{version % 10000}"
-    if connection.vendor == "sqlite":
-        return f"SQLite {sqlite3.sqlite_version}"
-    return connection.display_name
-
-
 def report(
     database: str, bench_name: str, plan: "Plan", loaded: Loaded, timings: list[Timing],
     export: tuple[float, int, int, float] | None, load: tuple[float, float], total: float,
 ) -> bool:  # fmt: skip
     """Print the figures; whether every list and detail page met the target."""
-    print()
-    print(f"Console benchmark: {database} ({connection.vendor}), throw-away database {bench_name}")
-    print(
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Django {django.get_version()}"
-        + (", DEBUG=True (query logging inflates the figures)" if settings.DEBUG else "")
-    )
+    print_heading("Console benchmark", database, bench_name)
     print(
         f"Loaded in {loaded.seconds:.1f} s: {loaded.events:,} audit events (valid rows, not a valid hash chain: "
         f"the pages never verify it), {loaded.runs:,} runs with {loaded.steps:,} steps, {loaded.conversations:,} "
         f"conversations with {loaded.messages:,} messages; then ANALYZE"
     )
-    print(
-        f"Load average (1 min) at the start {load[0]:.2f}, at the end {load[1]:.2f}: "
-        "anything else running on the machine is in these figures"
-    )
+    print_load(load)
     print(
         f"Each page: {WARMUP_REQUESTS} warm-up requests, then {plan.requests} timed, as a logged-in superuser "
         "(django.test.Client: the whole Django stack, no network); detail pages pick a random row each time"
@@ -435,15 +420,15 @@ def report(
     for timing in timings:
         p95 = timing.percentile(95)
         if timing.page.role == "baseline":
-            verdict = "baseline"
+            shown = "baseline"
         elif timing.page.role == "info":
-            verdict = "(info)"
+            shown = "(info)"
         else:
-            verdict = "MET" if p95 < TARGET_P95_MS else "NOT MET"
+            shown = verdict(p95 < TARGET_P95_MS)
             met = met and p95 < TARGET_P95_MS
         print(
             f"{timing.page.name:<25}{timing.queries:>8}{timing.percentile(50):>9.1f}{p95:>9.1f}{timing.ms[-1]:>9.1f}"
-            f"  {timing.count_label:<18}{verdict:<8}"
+            f"  {timing.count_label:<18}{shown:<8}"
         )
     print()
     chrome = next(t for t in timings if t.page.name == "console chrome")
@@ -465,11 +450,9 @@ def report(
             f"({rows / seconds:,.0f} rows/s); the process's peak memory grew {grown:.0f} MB (streamed in chunks)"
         )
     print()
-    scope = "" if connection.vendor == "postgresql" else "  (the target is for PostgreSQL)"
-    print(f"Target (issue): p95 below {TARGET_P95_MS:.0f} ms on every list and detail page{scope}: "
-          f"{'MET' if met else 'NOT MET'}")  # fmt: skip
-    print()
-    print(f"Total run time {total:.1f} s")
+    scope = target_scope("the target is for PostgreSQL")
+    print(f"Target (issue): p95 below {TARGET_P95_MS:.0f} ms on every list and detail page{scope}: {verdict(met)}")
+    print_total(total)
     return met
 
 
@@ -519,12 +502,6 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     return plan
 
 
-def remove_sqlite_leftovers(bench_name: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(bench_name + suffix).unlink()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
     run_started = time.perf_counter()
@@ -534,21 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        bench_name = str(settings.VAR_DIR / SQLITE_BENCH_FILE)
-    elif connection.vendor == "postgresql":
-        bench_name = POSTGRES_BENCH_DATABASE
-    else:
-        raise BenchError(f"unsupported database vendor {connection.vendor!r}")
-    vendor = connection.vendor
-    test_settings["NAME"] = bench_name
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    old_name: str | None = None
-    try:
-        old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-        if connection.settings_dict["NAME"] != bench_name:
-            raise BenchError(f"expected to be on {bench_name!r}, but on {connection.settings_dict['NAME']!r}")
+    with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
         database = database_description()
         cast = prepare_cast()
         print(f"Loading {plan.events:,} audit events, {plan.runs:,} runs, {plan.conversations:,} conversations ...",
@@ -563,12 +526,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         export = time_export(client, loaded.events) if plan.export else None
         load_average = (load_at_start, os.getloadavg()[0])
         report(database, bench_name, plan, loaded, timings, export, load_average, time.perf_counter() - run_started)
-    finally:
-        connections.close_all()
-        if old_name is not None:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
-        if vendor == "sqlite":
-            remove_sqlite_leftovers(bench_name)
     return 0
 
 

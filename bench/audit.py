@@ -37,9 +37,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import platform
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -56,7 +54,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -64,6 +61,15 @@ from audit import integrity
 from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import Target, audit_chain_verify, audit_record
+from bench.common import (
+    BenchError,
+    database_description,
+    print_heading,
+    print_total,
+    target_scope,
+    throwaway_database,
+    verdict,
+)
 
 POSTGRES_BENCH_DATABASE = "bench_steward"
 SQLITE_BENCH_FILE = "bench.sqlite3"
@@ -72,11 +78,8 @@ TARGET_VERIFIED_PER_SECOND = 100_000  # PostgreSQL, 2 cores
 TOP_UP_BATCH = 5_000
 PLAIN_SEQUENCE_BASE = 10**9  # plain rows: base + run * 10**8 + writer * 10**6 + i, far above the chain
 MAX_EVENTS_PER_WRITER = 10**6 - 1
+PASS_BELOW = ("PASS", "BELOW")  # the words of a figure against its target
 BARRIER_TIMEOUT = 120.0
-
-
-class BenchError(Exception):
-    """The benchmark could not run or produced an invalid result."""
 
 
 @dataclass(frozen=True)
@@ -367,26 +370,8 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     return plan
 
 
-def database_description() -> str:
-    if connection.vendor == "postgresql":
-        version = connection.cursor().connection.info.server_version  # type: ignore[attr-defined]
-        return f"PostgreSQL {version // 10000}.{version % 10000}"
-    if connection.vendor == "sqlite":
-        return f"SQLite {sqlite3.sqlite_version}"
-    return connection.display_name
-
-
-def verdict(value: float, target: float) -> str:
-    return "PASS" if value >= target else "BELOW"
-
-
 def report(database: str, bench_name: str, appends: list[AppendRow], verification: VerifyFigures, total: float) -> None:
-    print()
-    print(f"Audit trail benchmark: {database} ({connection.vendor}), throw-away database {bench_name}")
-    print(
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Django {django.get_version()}"
-        + (", DEBUG=True (query logging inflates the figures)" if settings.DEBUG else "")
-    )
+    print_heading("Audit trail benchmark", database, bench_name)
     print()
     print("Appends, one event per transaction")
     header = (
@@ -412,41 +397,28 @@ def report(database: str, bench_name: str, appends: list[AppendRow], verificatio
     )
     print(f"(chain topped up with {verification.topped_up:,} bulk-built events in {verification.top_up_seconds:.1f} s)")
     print()
-    scope = "" if connection.vendor == "postgresql" else "  (targets are for PostgreSQL)"
-    print(f"Spec targets, PostgreSQL on a 2-core machine{scope}")
+    print(f"Spec targets, PostgreSQL on a 2-core machine{target_scope('targets are for PostgreSQL')}")
     multi = next((row for row in appends if row.writers == 8), None)
     if multi is not None:
         value = multi.chained.per_second
         print(
             f"  appends with 8 writers   >= {TARGET_APPENDS_PER_SECOND:>7,}/s: {value:>9,.0f}/s  "
-            f"{verdict(value, TARGET_APPENDS_PER_SECOND)}"
+            f"{verdict(value >= TARGET_APPENDS_PER_SECOND, PASS_BELOW)}"
         )
     else:
         print(f"  appends with 8 writers   >= {TARGET_APPENDS_PER_SECOND:>7,}/s: not measured (--writers is not 8)")
     value = verification.per_second
     print(
         f"  events verified          >= {TARGET_VERIFIED_PER_SECOND:>7,}/s: {value:>9,.0f}/s  "
-        f"{verdict(value, TARGET_VERIFIED_PER_SECOND)}"
+        f"{verdict(value >= TARGET_VERIFIED_PER_SECOND, PASS_BELOW)}"
     )
-    print()
-    print(f"Total run time {total:.1f} s")
+    print_total(total)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
     run_started = time.perf_counter()
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        bench_name = str(settings.VAR_DIR / SQLITE_BENCH_FILE)
-    elif connection.vendor == "postgresql":
-        bench_name = POSTGRES_BENCH_DATABASE
-    else:
-        raise BenchError(f"unsupported database vendor {connection.vendor!r}")
-    test_settings["NAME"] = bench_name
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-    try:
-        if connection.settings_dict["NAME"] != bench_name:
-            raise BenchError(f"expected to be on {bench_name!r}, but on {connection.settings_dict['NAME']!r}")
+    with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
         database = database_description()
         chained = [
             run_writers("chained", 0, 1, plan.single_events),
@@ -462,9 +434,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for chain, base in zip(chained, plain, strict=True)
         ]
         report(database, bench_name, appends, verification, time.perf_counter() - run_started)
-    finally:
-        connections.close_all()
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     return 0
 
 

@@ -47,16 +47,13 @@ import contextlib
 import functools
 import http.client
 import json
-import math
 import multiprocessing
 import os
-import platform
 import queue
 import re
 import secrets
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,7 +68,6 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import django
 
@@ -80,12 +76,21 @@ django.setup()
 
 import gunicorn
 from django.conf import settings
-from django.contrib.auth.models import User
-from django.db import connection, connections
+from django.db import connections
 
 from audit.context import Actor, audit_context
-from governance import services as governance
-from governance.models import GovernedObject, ReviewStatus, Version
+from bench.common import (
+    BenchError,
+    bench_database_url,
+    database_description,
+    make_user,
+    percentile,
+    print_heading,
+    print_total,
+    release,
+    throwaway_database,
+    verdict,
+)
 from governance.roles import Role
 from personas import demo
 from personas.services import PERSONA_KIND, STYLE_GUIDE_KIND
@@ -144,10 +149,6 @@ PERSONA_SPEC: dict[str, Any] = {
     ],
 }
 NAMES = ("Alex Morgan", "Sam Lee", "Priya Shah", "Jonas Berg", "Maria Rossi", "Kenji Sato", "Ada Byrne")
-
-
-class BenchError(Exception):
-    """The benchmark could not run or produced an invalid result."""
 
 
 # --- one client: a keep-alive connection and the conversation script --------------------------------------------
@@ -480,49 +481,17 @@ class Server:
         return times
 
 
-def bench_database_url(bench_name: str) -> str:
-    """The configured ``DATABASE_URL`` pointed at the throw-away database."""
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{bench_name}"
-    parts = urlsplit(settings.DATABASE_URL)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{bench_name}", parts.query, parts.fragment))
-
-
 # --- setup through the services -----------------------------------------------------------------------------------
-
-
-def user(username: str, password: str, role: Role | None) -> User:
-    created = User.objects.create_user(username=username, password=password)
-    if role is not None:
-        governance.user_role_assign(actor=Actor.system("bench"), user=created, role=role)
-    return created
-
-
-def released(
-    editor: User, approver: User, releaser: User, kind: str, slug: str, name: str, spec: dict[str, Any]
-) -> Version:
-    """Draft, submit, approve and release to ``production``, as people do it."""
-    obj: GovernedObject = governance.governed_object_create(actor=editor, kind=kind, slug=slug, name=name, draft=spec)
-    version = governance.version_submit(actor=editor, obj=obj, note="Benchmark")
-    if not version.checks_passed:
-        raise BenchError(f"{kind} {slug} v{version.number} fails its checks: {version.checks}")
-    item = version.reviews.get(status=ReviewStatus.PENDING)
-    governance.review_decide(actor=approver, item=item, decision="approve", digest=item.digest, comment="Benchmark")
-    governance.release_create(
-        actor=releaser, note=f"Benchmark: {name}", moves=[governance.Move(obj, "production", version)]
-    )
-    return version
 
 
 def prepare(password: str) -> str:
     """The cast, the style guide and the persona, released; the client's username."""
     with audit_context(actor=Actor.system("bench")):
-        editor = user("bench-editor", password, Role.EDITOR)
-        approvers = [user("bench-approver", password, Role.APPROVER), user("bench-approver2", password, Role.APPROVER)]
-        client = user("bench-client", password, None)
-        released(editor, approvers[0], approvers[1], STYLE_GUIDE_KIND, STYLE_GUIDE_SLUG, "Brand voice",
-                 demo.example(STYLE_GUIDE_SLUG))  # fmt: skip
-        released(editor, approvers[1], approvers[0], PERSONA_KIND, PERSONA_SLUG, PERSONA_NAME, PERSONA_SPEC)
+        editor = make_user("bench-editor", Role.EDITOR, password)
+        approvers = [make_user(f"bench-approver{n}", Role.APPROVER, password) for n in ("", "2")]
+        client = make_user("bench-client", None, password)
+        release(editor, approvers, STYLE_GUIDE_KIND, STYLE_GUIDE_SLUG, "Brand voice", demo.example(STYLE_GUIDE_SLUG))
+        release(editor, approvers[::-1], PERSONA_KIND, PERSONA_SLUG, PERSONA_NAME, PERSONA_SPEC)
     return client.username
 
 
@@ -536,11 +505,6 @@ def obtain_token(port: int, username: str, password: str) -> str:
 
 
 # --- figures ------------------------------------------------------------------------------------------------------
-
-
-def percentile(ordered: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile of sorted values."""
-    return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
 
 
 @dataclass(frozen=True)
@@ -571,15 +535,6 @@ def of_kind(phase: Phase, match: Callable[[str], bool]) -> list[Record]:
     return [record for record in phase.records if match(record.kind)]
 
 
-def database_description() -> str:
-    if connection.vendor == "postgresql":
-        version = connection.cursor().connection.info.server_version  # type: ignore[attr-defined]
-        return f"PostgreSQL {version // 10000}.{version % 10000}"
-    if connection.vendor == "sqlite":
-        return f"SQLite {sqlite3.sqlite_version}"
-    return connection.display_name
-
-
 def is_turn(kind: str) -> bool:
     return kind.startswith("turn")
 
@@ -607,12 +562,11 @@ def report(
     total: float,
 ) -> None:
     single = phases[0]
-    print()
-    print(f"Persona conversations over HTTP: {database} ({connection.vendor}), throw-away database {bench_name}")
-    print(
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Django {django.get_version()}, "
-        f"gunicorn {gunicorn.__version__} ({WORKERS} workers x {THREADS} threads, as make run) on 127.0.0.1:{port}"
-        + (", DEBUG=True (query logging inflates the figures)" if settings.DEBUG else "")
+    print_heading(
+        "Persona conversations over HTTP",
+        database,
+        bench_name,
+        f", gunicorn {gunicorn.__version__} ({WORKERS} workers x {THREADS} threads, as make run) on 127.0.0.1:{port}",
     )
     print(
         f"Persona {PERSONA_SLUG!r} v1: one flow of 5 steps (ask name -> ask quantity -> branch on CEL -> say -> end), "
@@ -669,9 +623,9 @@ def report(
     else:
         value, upper = turn.server[0], turn.client[0]
         print(
-            f"  server time p50 {value:6.2f} ms  {'MET' if value <= TARGET_P50_MS else 'NOT MET'}"
+            f"  server time p50 {value:6.2f} ms  {verdict(value <= TARGET_P50_MS)}"
             f"   (client round trip p50 {upper:.2f} ms, an upper bound: "
-            f"{'met' if upper <= TARGET_P50_MS else 'not met'})"
+            f"{verdict(upper <= TARGET_P50_MS, ('met', 'not met'))})"
         )
     failed = [phase for phase in [warmup, *phases, base] if phase.failures]
     if failed:
@@ -686,8 +640,7 @@ def report(
             print("  exceptions in the server's log:")
             for line, count in server_errors.most_common(5):
                 print(f"    {count} x {line[:240]}")
-    print()
-    print(f"Total run time {total:.1f} s")
+    print_total(total)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -726,76 +679,67 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     return plan
 
 
-def remove_sqlite_leftovers(bench_name: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(bench_name + suffix).unlink()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
     run_started = time.perf_counter()
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        bench_name = str(settings.VAR_DIR / SQLITE_BENCH_FILE)
-    elif connection.vendor == "postgresql":
-        bench_name = POSTGRES_BENCH_DATABASE
-    else:
-        raise BenchError(f"unsupported database vendor {connection.vendor!r}")
-    vendor = connection.vendor
-    test_settings["NAME"] = bench_name
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-    logs = Path(tempfile.mkdtemp(prefix="bench-persona-"))
-    server: Server | None = None
-    try:
-        if connection.settings_dict["NAME"] != bench_name:
-            raise BenchError(f"expected to be on {bench_name!r}, but on {connection.settings_dict['NAME']!r}")
-        database = database_description()
-        password = secrets.token_urlsafe(16)
-        username = prepare(password)
-        connections.close_all()
-        server = Server(bench_database_url(bench_name), logs)
-        server.wait_until_healthy()
-        token = obtain_token(server.port, username, password)
-        warmup = run_clients(
-            "warm-up", server.port, token, conversation_works(CONCURRENT_CLIENTS, CONCURRENT_CLIENTS * plan.warmup, 0)
-        )
-        phases: list[Phase] = []
-        base: Phase | None = None
-        first = 10**6
-        for clients in plan.clients:
-            phase = run_clients(f"{clients} client(s)", server.port, token,
-                                conversation_works(clients, plan.conversations, first))  # fmt: skip
-            first += plan.conversations
-            phases.append(phase)
-            if clients == 1:
-                if not phase.finished:
-                    raise BenchError("no conversation of the 1-client run finished: nothing to read for the baseline")
-                base = run_clients("baseline", server.port, token,
-                                   [Work("baseline", 0, plan.baseline, conversation=phase.finished[-1])])  # fmt: skip
-        if base is None:
-            raise BenchError("no 1-client run to take the baseline after")
-        port = server.port
-        server.stop()
-        times, server_errors = server.server_times(), server.errors()
-        server = None
-        report(
-            database, bench_name, port, phases, base, warmup, times, server_errors, time.perf_counter() - run_started
-        )
-        failures = sum(len(phase.failures) for phase in [warmup, *phases, base])
-    except BenchError:
-        if server is not None:
-            print(server.log_tail(), file=sys.stderr)
-        raise
-    finally:
-        if server is not None:
+    with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
+        logs = Path(tempfile.mkdtemp(prefix="bench-persona-"))
+        server: Server | None = None
+        try:
+            database = database_description()
+            password = secrets.token_urlsafe(16)
+            username = prepare(password)
+            connections.close_all()
+            server = Server(bench_database_url(bench_name), logs)
+            server.wait_until_healthy()
+            token = obtain_token(server.port, username, password)
+            warmup = run_clients(
+                "warm-up",
+                server.port,
+                token,
+                conversation_works(CONCURRENT_CLIENTS, CONCURRENT_CLIENTS * plan.warmup, 0),
+            )
+            phases: list[Phase] = []
+            base: Phase | None = None
+            first = 10**6
+            for clients in plan.clients:
+                phase = run_clients(f"{clients} client(s)", server.port, token,
+                                    conversation_works(clients, plan.conversations, first))  # fmt: skip
+                first += plan.conversations
+                phases.append(phase)
+                if clients == 1:
+                    if not phase.finished:
+                        raise BenchError(
+                            "no conversation of the 1-client run finished: nothing to read for the baseline"
+                        )
+                    reading = Work("baseline", 0, plan.baseline, conversation=phase.finished[-1])
+                    base = run_clients("baseline", server.port, token, [reading])
+            if base is None:
+                raise BenchError("no 1-client run to take the baseline after")
+            port = server.port
             server.stop()
-        connections.close_all()
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        if vendor == "sqlite":
-            remove_sqlite_leftovers(bench_name)
-        shutil.rmtree(logs, ignore_errors=True)
+            times, server_errors = server.server_times(), server.errors()
+            server = None
+            report(
+                database,
+                bench_name,
+                port,
+                phases,
+                base,
+                warmup,
+                times,
+                server_errors,
+                time.perf_counter() - run_started,
+            )
+            failures = sum(len(phase.failures) for phase in [warmup, *phases, base])
+        except BenchError:
+            if server is not None:
+                print(server.log_tail(), file=sys.stderr)
+            raise
+        finally:
+            if server is not None:
+                server.stop()
+            shutil.rmtree(logs, ignore_errors=True)
     return 1 if failures else 0
 
 

@@ -48,12 +48,9 @@ tasks/s. Missing one is reported, not fatal.
 import argparse
 import contextlib
 import datetime as dt
-import math
 import os
-import platform
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,7 +61,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import django
 
@@ -75,7 +72,7 @@ import celery
 import redis
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from agents.models import FINISHED_RUN_STATUSES, DemoAlert, Run, RunStatus, Step, StepKind, StepStatus
@@ -83,9 +80,21 @@ from agents.services import AGENT_KIND, run_start
 from audit.context import Actor, audit_context
 from audit.models import AuditEvent
 from bench import tools as bench_tools  # registers bench.noop here too, so that migrate syncs it to the Tool table
+from bench.common import (
+    BenchError,
+    bench_database_url,
+    database_description,
+    make_user,
+    percentile,
+    print_heading,
+    print_load,
+    print_total,
+    release,
+    target_scope,
+    throwaway_database,
+    verdict,
+)
 from config import celery_app, embedded_redis
-from governance import services as governance
-from governance.demo import released
 from governance.roles import Role
 
 POSTGRES_BENCH_DATABASE = "bench_runs"
@@ -99,10 +108,6 @@ WORKER_STOP_TIMEOUT = 30.0
 POLL_SECONDS = 0.05
 WORKER_LOG_PROBLEM = re.compile(r"^\[[^\]]*(?:ERROR|CRITICAL)/.*$|^Traceback \(most recent call last\):$", re.M)
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Failure|Lost)\w*: .*$", re.MULTILINE)
-
-
-class BenchError(Exception):
-    """The benchmark could not run or produced an invalid result."""
 
 
 # --- the agent ----------------------------------------------------------------------------------------------------
@@ -120,34 +125,17 @@ def agent_spec(calls: int) -> dict[str, Any]:
     }
 
 
-def make_user(username: str, role: Role) -> User:
-    user = User.objects.create_user(username=username)  # no password: nobody logs in
-    governance.user_role_assign(actor=Actor.system("bench"), user=user, role=role)
-    return user
-
-
 def prepare(calls: int) -> User:
     """The cast and the agent, released through the lifecycle; the Operator, who starts the runs."""
     with audit_context(actor=Actor.system("bench")):
         editor = make_user("bench-editor", Role.EDITOR)
         approvers = [make_user("bench-approver", Role.APPROVER), make_user("bench-approver2", Role.APPROVER)]
         operator = make_user("bench-operator", Role.OPERATOR)
-        released(editor, approvers, AGENT_KIND, AGENT_SLUG, "Run benchmark agent", agent_spec(calls))
-    version = governance.label_resolve(kind=AGENT_KIND, slug=AGENT_SLUG, label="production")
-    if not version.checks_passed:
-        raise BenchError(f"the agent v{version.number} fails its checks: {version.checks}")
+        release(editor, approvers, AGENT_KIND, AGENT_SLUG, "Run benchmark agent", agent_spec(calls))
     return operator
 
 
 # --- the worker ---------------------------------------------------------------------------------------------------
-
-
-def bench_database_url(bench_name: str) -> str:
-    """The configured ``DATABASE_URL`` pointed at the throw-away database."""
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{bench_name}"
-    parts = urlsplit(settings.DATABASE_URL)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{bench_name}", parts.query, parts.fragment))
 
 
 def tool_modules() -> str:
@@ -430,20 +418,6 @@ def bare_phase(what: str, worker: Worker, count: int, first: int, calls: int, st
 # --- figures ------------------------------------------------------------------------------------------------------
 
 
-def percentile(ordered: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile of sorted values."""
-    return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
-
-
-def database_description() -> str:
-    if connection.vendor == "postgresql":
-        version = connection.cursor().connection.info.server_version  # type: ignore[attr-defined]
-        return f"PostgreSQL {version // 10000}.{version % 10000}"
-    if connection.vendor == "sqlite":
-        return f"SQLite {sqlite3.sqlite_version}"
-    return connection.display_name
-
-
 def redis_description() -> str:
     if settings.REDIS_EMBEDDED:
         return f"embedded Redis on {settings.REDIS_SOCKET}"
@@ -470,18 +444,14 @@ def report(
     load: tuple[float, float],
     total: float,
 ) -> None:
-    print()
-    print(f"Agent runs on a Celery worker: {database} ({connection.vendor}), throw-away database {bench_name}")
-    print(
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Django {django.get_version()}, "
-        f"Celery {celery.__version__}; worker: {worker.pool} pool, concurrency {worker.concurrency}, "
-        f"queue {worker.queue}; {redis_description()}"
-        + (", DEBUG=True (query logging inflates the figures)" if settings.DEBUG else "")
+    print_heading(
+        "Agent runs on a Celery worker",
+        database,
+        bench_name,
+        f", Celery {celery.__version__}; worker: {worker.pool} pool, concurrency {worker.concurrency}, "
+        f"queue {worker.queue}; {redis_description()}",
     )
-    print(
-        f"Load average (1 min) at the start {load[0]:.2f}, at the end {load[1]:.2f}: "
-        "anything else running on the machine is in these figures"
-    )
+    print_load(load)
     print(
         f"Agent {AGENT_SLUG!r} v1: scripted model calling {bench_tools.TOOL} {plan.calls} times, then answering: "
         f"{runs.steps} steps a run ({plan.calls + 1} model calls, {plan.calls} tool calls); autonomous, no approval, "
@@ -541,19 +511,17 @@ def report(
         f"(a bare task: {bare.steps} rows)"
     )
     print()
-    scope = "" if connection.vendor == "postgresql" else "  (the targets are for PostgreSQL)"
-    print(f"Targets (issue), PostgreSQL{scope}")
+    print(f"Targets (issue), PostgreSQL{target_scope('the targets are for PostgreSQL')}")
     print(
         f"  time per step p50 <= {TARGET_STEP_P50_MS:.0f} ms: {run_p50:6.2f} ms   "
-        f"{'MET' if run_p50 <= TARGET_STEP_P50_MS else 'NOT MET'}"
+        f"{verdict(run_p50 <= TARGET_STEP_P50_MS)}"
     )
     print(
         f"  runs/s >= {TARGET_THROUGHPUT_RATIO:.1f} x bare tasks/s: {ratio:6.2f} x    "
-        f"{'MET' if ratio >= TARGET_THROUGHPUT_RATIO else 'NOT MET'}"
+        f"{verdict(ratio >= TARGET_THROUGHPUT_RATIO)}"
         f"   ({runs.per_second:.1f} runs/s, {bare.per_second:.1f} tasks/s)"
     )
-    print()
-    print(f"Total run time {total:.1f} s")
+    print_total(total)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -606,38 +574,10 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     return plan
 
 
-def remove_sqlite_leftovers(bench_name: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(bench_name + suffix).unlink()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    plan = parse_args(argv)
-    run_started = time.perf_counter()
-    load_at_start = os.getloadavg()[0]
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        bench_name = str(settings.VAR_DIR / SQLITE_BENCH_FILE)
-    elif connection.vendor == "postgresql":
-        bench_name = POSTGRES_BENCH_DATABASE
-    else:
-        raise BenchError(f"unsupported database vendor {connection.vendor!r}")
-    vendor = connection.vendor
-    queue = f"bench-runs-{uuid.uuid4().hex[:8]}"
-    celery_app.conf.task_default_queue = queue  # run_start's run_advance_task.delay goes to our worker
-    test_settings["NAME"] = bench_name
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    redis_process = None
-    if settings.REDIS_EMBEDDED and not embedded_redis.is_running(settings.REDIS_SOCKET):
-        redis_process = embedded_redis.start(settings.REDIS_SOCKET)
-    logs = Path(tempfile.mkdtemp(prefix="bench-runs-"))
+def measure(plan: Plan, queue: str, bench_name: str, logs: Path, load_at_start: float, run_started: float) -> None:
+    """On the throw-away database: the cast, the worker, the phases and the report."""
     worker: Worker | None = None
-    old_name: str | None = None
     try:
-        old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-        if connection.settings_dict["NAME"] != bench_name:
-            raise BenchError(f"expected to be on {bench_name!r}, but on {connection.settings_dict['NAME']!r}")
         database = database_description()
         operator = prepare(plan.calls)
         connections.close_all()
@@ -668,11 +608,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if worker is not None:
             worker.stop()
-        connections.close_all()
-        if old_name is not None:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
-        if vendor == "sqlite":
-            remove_sqlite_leftovers(bench_name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = parse_args(argv)
+    run_started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
+    queue = f"bench-runs-{uuid.uuid4().hex[:8]}"
+    celery_app.conf.task_default_queue = queue  # run_start's run_advance_task.delay goes to our worker
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    redis_process = None
+    if settings.REDIS_EMBEDDED and not embedded_redis.is_running(settings.REDIS_SOCKET):
+        redis_process = embedded_redis.start(settings.REDIS_SOCKET)
+    logs = Path(tempfile.mkdtemp(prefix="bench-runs-"))
+    try:
+        with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
+            measure(plan, queue, bench_name, logs, load_at_start, run_started)
+    finally:
         with contextlib.suppress(redis.RedisError):
             forget_queue(queue)
         if redis_process is not None:
