@@ -50,6 +50,7 @@ class Conversation(models.Model):
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="conversations")
     status = models.CharField(max_length=20, choices=ConversationStatus.choices, default=ConversationStatus.ACTIVE)
     state = models.JSONField(default=dict, blank=True)
+    last_seq = models.PositiveIntegerField(default=0, help_text="The number of the transcript's last message.")
     escalation_reason = models.TextField(blank=True)
     # The agent run of the latest hand-off; it shares the conversation's correlation id in the audit trail.
     run = models.ForeignKey("agents.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -25,7 +24,7 @@ from agents import services as agent_services
 from agents.signals import run_finished
 from audit.context import Actor, audit_context
 from audit.services import audit_record
-from config.errors import Conflict, DomainError, NotAllowed
+from config.errors import Conflict, DomainError, NotAllowed, NotFound
 from governance import detectors, policies, selectors
 from governance.checks import CheckResult, Finding, Severity
 from governance.guardrails import POLICY_KIND, guardrail_check
@@ -230,7 +229,7 @@ def _decision_reason(decision: policies.Decision) -> str:
 def _store(ctx: _Context, outgoing: list[_Outgoing]) -> list[Message]:
     """Store messages after the conversation's last, redacting personal data when the persona says so."""
     conversation = ctx.conversation
-    last = conversation.messages.aggregate(last=Max("seq"))["last"] or 0
+    last = conversation.last_seq
     redact = ctx.spec.get("pii", "keep") == "redact"
     messages = []
     for offset, out in enumerate(outgoing, start=1):
@@ -244,6 +243,7 @@ def _store(ctx: _Context, outgoing: list[_Outgoing]) -> list[Message]:
             Message(conversation=conversation, seq=last + offset, role=out.role, text=text, flags=flags,
                     flow=out.flow, step=out.step, author=out.author)
         )  # fmt: skip
+    conversation.last_seq = last + len(messages)  # saved by _save, which every caller of _store ends with
     return Message.objects.bulk_create(messages)
 
 
@@ -285,7 +285,7 @@ def _redact_slots(conversation: Conversation) -> None:
 
 def _save(conversation: Conversation, *fields: str) -> None:
     conversation.updated_at = timezone.now()
-    conversation.save(update_fields=[*fields, "updated_at"])
+    conversation.save(update_fields=[*fields, "last_seq", "updated_at"])
 
 
 @transaction.atomic
@@ -324,12 +324,15 @@ def conversation_start(*, client: User, persona: str, label: str = "production")
     return conversation
 
 
-def _locked(conversation: Conversation) -> Conversation:
-    return (
-        Conversation.objects.select_for_update(of=("self",))
-        .select_related("persona", "version", "client")
-        .get(pk=conversation.pk)
-    )
+def _locked(conversation: Conversation, *, client: User | None = None) -> Conversation:
+    """The conversation, locked; with ``client``, only if it is that client's (404 otherwise)."""
+    found = Conversation.objects.select_for_update(of=("self",)).select_related("persona", "version", "client")
+    if client is not None:
+        found = found.filter(client=client)
+    locked = found.filter(pk=conversation.pk).first()
+    if locked is None:
+        raise NotFound("There is no such conversation of yours.")
+    return locked
 
 
 @transaction.atomic
@@ -339,7 +342,7 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
     A closed conversation refuses messages (409). While a person has the conversation, the message is stored for
     them and the persona stays silent.
     """
-    conversation = _locked(conversation)
+    conversation = _locked(conversation, client=client)
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict("This conversation is closed: start a new one.", code="closed")
     actor = audit_actor(client)

@@ -63,10 +63,13 @@ class ConversationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def messages(self, request: Request, pk: str) -> Response:
         """Send the user's message; the answer holds the persona's replies and the conversation's status."""
         data = validated(s.MessageInSerializer, request)
-        conversation = self._conversation(pk)
+        if not _is_uuid(pk):
+            raise NotFound("There is no such conversation of yours.")
+        # The service finds the conversation among the client's own, under its lock: one read, not two.
+        conversation = Conversation(pk=pk)
         user, *replies = services.conversation_message(client=request_user(request), conversation=conversation, **data)
         body = {
-            "conversation": conversation.pk,
+            "conversation": user.conversation.pk,
             "status": user.conversation.status,  # the conversation as the turn left it
             "message": s.MessageSerializer(user).data,
             "replies": s.MessageSerializer(replies, many=True).data,
