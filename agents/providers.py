@@ -15,6 +15,7 @@ letters, digits, ``_`` and ``-``). A provider raises ``ProviderError`` (``retrya
 and server errors) and never anything else.
 """
 
+import functools
 import json
 import os
 import re
@@ -136,6 +137,15 @@ def _text(value: Any) -> str:
 # --- OpenAI-compatible ----------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=32)
+def _openai_client(api_key: str, base_url: str | None) -> Any:
+    """One client (and its connection pool) per server and key, per process: building one reloads the TLS
+    certificates, about 40 ms. The timeout is given per request."""
+    import openai
+
+    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+
 class OpenAIProvider:
     """Chat Completions through the official ``openai`` SDK; the SDK's own retries are off (the runtime retries
     inside the run's budget)."""
@@ -150,7 +160,7 @@ class OpenAIProvider:
         api_key = os.environ.get(key_variable)
         if not api_key:
             raise ProviderError(f"the environment variable {key_variable} (the API key) is not set", retryable=False)
-        client = openai.OpenAI(api_key=api_key, base_url=model.get("base_url") or None, max_retries=0, timeout=timeout)
+        client = _openai_client(api_key, model.get("base_url") or None)
         wire_messages = [{key: value for key, value in m.items() if key != "meta"} for m in messages]
         wire_tools = [
             {"type": "function", "function": {"name": wire_name(t["name"]), "description": t["description"],
@@ -161,7 +171,7 @@ class OpenAIProvider:
         if wire_tools:
             request["tools"] = wire_tools
         try:
-            response = client.chat.completions.create(**request)
+            response = client.chat.completions.create(**request, timeout=timeout)
         except (
             openai.APITimeoutError,
             openai.APIConnectionError,
