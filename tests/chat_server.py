@@ -4,7 +4,8 @@ calls an OpenAI-compatible model (agent runs, persona phrasing). No network is u
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,13 +27,14 @@ class Request:
     body: dict[str, Any]
 
 
-class ChatServer:
-    """``POST /v1/chat/completions`` answered with the scripted ``replies`` in order (then ``fallback``); every
-    request is recorded."""
+class ModelServer:
+    """A model API on loopback: ``POST <route>`` answered with the scripted ``replies`` in order (then
+    ``fallback``); every request is recorded. ``base_url`` is what an SDK is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, route: str, fallback: Reply, not_found: Callable[[str], Reply], base_path: str = "") -> None:
+        self.route, self.base_path = route, base_path
         self.replies: list[Reply] = []
-        self.fallback = Reply(500, {"error": {"message": "no reply scripted", "type": "server_error"}})
+        self.fallback = fallback
         self.requests: list[Request] = []
         server = self
 
@@ -41,8 +43,8 @@ class ChatServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                if self.path != "/v1/chat/completions":
-                    reply = Reply(404, {"error": {"message": f"no route {self.path}"}})
+                if self.path != server.route:
+                    reply = not_found(self.path)
                 else:
                     reply = server.replies.pop(0) if server.replies else server.fallback
                 time.sleep(reply.delay)
@@ -65,16 +67,33 @@ class ChatServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{self.base_path}"
+
+
+@contextmanager
+def serving(server: ModelServer) -> Iterator[ModelServer]:
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def chat_server() -> ModelServer:
+    """The Chat Completions protocol: ``POST /v1/chat/completions``, SDK base URL ``…/v1``."""
+    return ModelServer(
+        "/v1/chat/completions",
+        Reply(500, {"error": {"message": "no reply scripted", "type": "server_error"}}),
+        lambda path: Reply(404, {"error": {"message": f"no route {path}"}}),
+        base_path="/v1",
+    )
 
 
 @pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    server = ChatServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+def chat() -> Iterator[ModelServer]:
+    with serving(chat_server()) as server:
+        yield server
 
 
 def completion(

@@ -4,13 +4,9 @@ blocks, max_tokens), how answers and tool calls come back, which failures are wo
 the missing package; then a whole run driven in-process (``runtime.advance``) with such a model.
 """
 
-import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +16,7 @@ from agents import providers, runtime, services
 from agents.models import Run, RunStatus, StepKind, StepStatus
 from audit.context import Actor
 from tests.agents.unit_tools import release_agent, spec, start_run
+from tests.chat_server import ModelServer, Reply, Request, serving
 
 KEY_VARIABLE = "TEST_ANTHROPIC_KEY"
 KEY = "sk-ant-test-loopback"
@@ -31,69 +28,19 @@ ECHO_TOOL = {
 }
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    body: dict[str, Any] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class MessagesServer:
-    """``POST /v1/messages`` answered with the scripted ``replies`` in order (then ``fallback``); every request is
-    recorded."""
-
-    def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.fallback = error(500, "api_error", "no reply scripted")
-        self.requests: list[Request] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                if self.path != "/v1/messages":
-                    reply = error(404, "not_found_error", f"no route {self.path}")
-                else:
-                    reply = server.replies.pop(0) if server.replies else server.fallback
-                time.sleep(reply.delay)
-                data = json.dumps(reply.body).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (the timeout test)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+def messages_server() -> ModelServer:
+    """The Messages protocol: ``POST /v1/messages``, SDK base URL the server's root."""
+    return ModelServer(
+        "/v1/messages",
+        error(500, "api_error", "no reply scripted"),
+        lambda path: error(404, "not_found_error", f"no route {path}"),
+    )
 
 
 @pytest.fixture
-def api() -> Iterator[MessagesServer]:
-    server = MessagesServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+def api() -> Iterator[ModelServer]:
+    with serving(messages_server()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -134,7 +81,7 @@ def error(status: int, kind: str, text: str) -> Reply:
     return Reply(status, {"type": "error", "error": {"type": kind, "message": text}})
 
 
-def model(server: MessagesServer, **extra: Any) -> dict[str, Any]:
+def model(server: ModelServer, **extra: Any) -> dict[str, Any]:
     return {"provider": "anthropic", "name": "test-model", "base_url": server.base_url, "api_key_env": KEY_VARIABLE,
             **extra}  # fmt: skip
 
@@ -146,7 +93,7 @@ MESSAGES: list[dict[str, Any]] = [
 
 
 def complete(
-    server: MessagesServer,
+    server: ModelServer,
     *,
     messages: list[dict[str, Any]] = MESSAGES,
     tools: list[dict[str, Any]] | None = None,
@@ -168,7 +115,7 @@ def test_the_provider_is_registered_and_allowed_by_the_spec() -> None:
     assert "anthropic" in AGENT_SCHEMA["properties"]["model"]["properties"]["provider"]["enum"]
 
 
-def test_a_text_answer_comes_back_with_its_usage(api: MessagesServer, api_key: str) -> None:
+def test_a_text_answer_comes_back_with_its_usage(api: ModelServer, api_key: str) -> None:
     api.replies = [message(text("Hello"), text(" there."), usage=(12, 4))]
     answer = complete(api)
     assert (answer.text, answer.tool_calls) == ("Hello there.", ())
@@ -186,13 +133,13 @@ def test_a_text_answer_comes_back_with_its_usage(api: MessagesServer, api_key: s
     }
 
 
-def test_cached_input_tokens_count_as_input(api: MessagesServer, api_key: str) -> None:
+def test_cached_input_tokens_count_as_input(api: ModelServer, api_key: str) -> None:
     api.replies = [message(text("ok"), usage=(10, 2), cache_creation_input_tokens=100, cache_read_input_tokens=50)]
     answer = complete(api)
     assert (answer.input_tokens, answer.output_tokens) == (160, 2)
 
 
-def test_the_request_carries_system_tools_tool_results_and_the_parameters(api: MessagesServer, api_key: str) -> None:
+def test_the_request_carries_system_tools_tool_results_and_the_parameters(api: ModelServer, api_key: str) -> None:
     api.replies = [message(text("ok"))]
     conversation = [
         *MESSAGES,
@@ -229,7 +176,7 @@ def test_the_request_carries_system_tools_tool_results_and_the_parameters(api: M
     ]  # fmt: skip
 
 
-def test_a_tool_call_comes_back_under_its_dotted_name(api: MessagesServer, api_key: str) -> None:
+def test_a_tool_call_comes_back_under_its_dotted_name(api: ModelServer, api_key: str) -> None:
     api.replies = [message(text("Checking."), tool_use("toolu_a", "unit__echo", {"text": "hi"}))]
     answer = complete(api, tools=[ECHO_TOOL])
     assert answer.text == "Checking."
@@ -244,7 +191,7 @@ def test_a_tool_call_comes_back_under_its_dotted_name(api: MessagesServer, api_k
 
 
 def test_a_tool_call_alone_has_no_content_and_input_that_is_not_an_object_comes_back_as_none(
-    api: MessagesServer, api_key: str
+    api: ModelServer, api_key: str
 ) -> None:
     api.replies = [message(tool_use("toolu_a", "unit__echo", {"text": "hi"}), tool_use("toolu_b", "unit__echo", [1]))]
     answer = complete(api, tools=[ECHO_TOOL])
@@ -257,7 +204,7 @@ def test_a_tool_call_alone_has_no_content_and_input_that_is_not_an_object_comes_
     assert len(answer.message["tool_calls"]) == 2
 
 
-def test_thinking_blocks_are_kept_and_sent_back_before_the_tool_calls(api: MessagesServer, api_key: str) -> None:
+def test_thinking_blocks_are_kept_and_sent_back_before_the_tool_calls(api: ModelServer, api_key: str) -> None:
     thinking = {"type": "thinking", "thinking": "Echo it.", "signature": "sig-1"}
     api.replies = [message(thinking, tool_use("toolu_a", "unit__echo", {"text": "hi"})), message(text("Done."))]
     first = complete(api, tools=[ECHO_TOOL])
@@ -279,7 +226,7 @@ def test_thinking_blocks_are_kept_and_sent_back_before_the_tool_calls(api: Messa
      (404, "NotFoundError", "not_found_error", False)],
 )  # fmt: skip
 def test_http_errors_are_retryable_only_when_a_retry_can_help(
-    api: MessagesServer, api_key: str, status: int, kind: str, error_type: str, retryable: bool
+    api: ModelServer, api_key: str, status: int, kind: str, error_type: str, retryable: bool
 ) -> None:
     api.replies = [error(status, error_type, f"status {status} from the test server")]
     with pytest.raises(providers.ProviderError) as failed:
@@ -290,7 +237,7 @@ def test_http_errors_are_retryable_only_when_a_retry_can_help(
     assert len(api.requests) == 1  # the SDK's own retries are off
 
 
-def test_a_server_slower_than_the_timeout_is_a_retryable_error(api: MessagesServer, api_key: str) -> None:
+def test_a_server_slower_than_the_timeout_is_a_retryable_error(api: ModelServer, api_key: str) -> None:
     api.replies = [Reply(body=message(text("late")).body, delay=1.0)]
     started = time.monotonic()
     with pytest.raises(providers.ProviderError, match=r"^APITimeoutError") as failed:
@@ -300,7 +247,7 @@ def test_a_server_slower_than_the_timeout_is_a_retryable_error(api: MessagesServ
     assert len(api.requests) == 1
 
 
-def test_a_server_that_is_not_there_is_a_retryable_error(api: MessagesServer, api_key: str) -> None:
+def test_a_server_that_is_not_there_is_a_retryable_error(api: ModelServer, api_key: str) -> None:
     api.httpd.shutdown()
     api.httpd.server_close()
     with pytest.raises(providers.ProviderError, match=r"^APIConnectionError") as failed:
@@ -309,7 +256,7 @@ def test_a_server_that_is_not_there_is_a_retryable_error(api: MessagesServer, ap
 
 
 def test_the_api_key_comes_from_the_variable_the_model_names(
-    api: MessagesServer, api_key: str, monkeypatch: pytest.MonkeyPatch
+    api: ModelServer, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.replies = [message(text("one")), message(text("two"))]
     monkeypatch.setenv("OTHER_ANTHROPIC_KEY", "sk-ant-other")
@@ -331,7 +278,7 @@ def test_the_api_key_comes_from_the_variable_the_model_names(
 
 
 def test_without_the_package_the_provider_says_how_to_install_it(
-    api: MessagesServer, api_key: str, monkeypatch: pytest.MonkeyPatch
+    api: ModelServer, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "anthropic", None)  # makes `import anthropic` raise ImportError
     with pytest.raises(providers.ProviderError) as missing:
@@ -354,7 +301,7 @@ def committed(transactional_db: None) -> None:
 
 def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(
     committed: None,
-    api: MessagesServer,
+    api: ModelServer,
     api_key: str,
     editor: User,
     approver: User,

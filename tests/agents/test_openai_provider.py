@@ -16,7 +16,7 @@ from agents.models import Run, RunStatus, StepKind, StepStatus
 from audit.context import Actor
 from audit.models import AuditEvent
 from tests.agents.unit_tools import notes, release_agent, spec, start_run
-from tests.chat_server import ChatServer, Reply, completion
+from tests.chat_server import ModelServer, Reply, completion
 
 KEY_VARIABLE = "TEST_LLM_KEY"
 KEY = "sk-test-loopback"
@@ -43,7 +43,7 @@ def error(status: int, message: str) -> Reply:
     return Reply(status, {"error": {"message": message, "type": "test_error", "code": None}})
 
 
-def model(server: ChatServer, **extra: Any) -> dict[str, Any]:
+def model(server: ModelServer, **extra: Any) -> dict[str, Any]:
     return {"provider": "openai", "name": "test-model", "base_url": server.base_url, "api_key_env": KEY_VARIABLE,
             **extra}  # fmt: skip
 
@@ -55,7 +55,7 @@ MESSAGES: list[dict[str, Any]] = [
 
 
 def complete(
-    server: ChatServer,
+    server: ModelServer,
     *,
     messages: list[dict[str, Any]] = MESSAGES,
     tools: list[dict[str, Any]] | None = None,
@@ -70,7 +70,7 @@ def complete(
 # --- the provider -----------------------------------------------------------------------------------------------
 
 
-def test_a_text_answer_comes_back_with_its_usage(chat: ChatServer, api_key: str) -> None:
+def test_a_text_answer_comes_back_with_its_usage(chat: ModelServer, api_key: str) -> None:
     chat.replies = [completion("Hello there.", usage=(12, 4))]
     answer = complete(chat)
     assert (answer.text, answer.tool_calls) == ("Hello there.", ())
@@ -85,7 +85,7 @@ def test_a_text_answer_comes_back_with_its_usage(chat: ChatServer, api_key: str)
 
 
 def test_the_request_carries_wire_tool_names_the_parameters_and_no_private_fields(
-    chat: ChatServer, api_key: str
+    chat: ModelServer, api_key: str
 ) -> None:
     chat.replies = [completion("ok")]
     remembered = {"role": "assistant", "content": "earlier", "meta": {"script_position": 3}}
@@ -100,7 +100,7 @@ def test_the_request_carries_wire_tool_names_the_parameters_and_no_private_field
     assert request.body["messages"][-1] == {"role": "assistant", "content": "earlier"}
 
 
-def test_a_tool_call_comes_back_under_its_dotted_name(chat: ChatServer, api_key: str) -> None:
+def test_a_tool_call_comes_back_under_its_dotted_name(chat: ModelServer, api_key: str) -> None:
     chat.replies = [completion(tool_calls=[tool_call("call_a", "unit__echo", '{"text": "hi"}')])]
     answer = complete(chat, tools=[ECHO_TOOL])
     assert answer.text == ""
@@ -114,7 +114,7 @@ def test_a_tool_call_comes_back_under_its_dotted_name(chat: ChatServer, api_key:
     }
 
 
-def test_tool_call_arguments_that_are_not_a_json_object_come_back_as_none(chat: ChatServer, api_key: str) -> None:
+def test_tool_call_arguments_that_are_not_a_json_object_come_back_as_none(chat: ModelServer, api_key: str) -> None:
     calls = [tool_call("call_a", "unit__echo", "{not json"), tool_call("call_b", "unit__echo", "[1, 2]")]
     chat.replies = [completion(tool_calls=calls)]
     answer = complete(chat, tools=[ECHO_TOOL])
@@ -130,7 +130,7 @@ def test_tool_call_arguments_that_are_not_a_json_object_come_back_as_none(chat: 
      (400, "BadRequestError", False), (401, "AuthenticationError", False)],
 )  # fmt: skip
 def test_http_errors_are_retryable_only_when_a_retry_can_help(
-    chat: ChatServer, api_key: str, status: int, kind: str, retryable: bool
+    chat: ModelServer, api_key: str, status: int, kind: str, retryable: bool
 ) -> None:
     chat.replies = [error(status, f"status {status} from the test server")]
     with pytest.raises(providers.ProviderError) as failed:
@@ -141,7 +141,7 @@ def test_http_errors_are_retryable_only_when_a_retry_can_help(
     assert len(chat.requests) == 1  # the SDK's own retries are off
 
 
-def test_a_server_slower_than_the_timeout_is_a_retryable_error(chat: ChatServer, api_key: str) -> None:
+def test_a_server_slower_than_the_timeout_is_a_retryable_error(chat: ModelServer, api_key: str) -> None:
     chat.replies = [Reply(body=completion("late").body, delay=1.0)]
     started = time.monotonic()
     with pytest.raises(providers.ProviderError, match=r"^APITimeoutError") as failed:
@@ -150,7 +150,7 @@ def test_a_server_slower_than_the_timeout_is_a_retryable_error(chat: ChatServer,
     assert failed.value.retryable is True
 
 
-def test_a_server_that_is_not_there_is_a_retryable_error(chat: ChatServer, api_key: str) -> None:
+def test_a_server_that_is_not_there_is_a_retryable_error(chat: ModelServer, api_key: str) -> None:
     chat.httpd.shutdown()
     chat.httpd.server_close()
     with pytest.raises(providers.ProviderError, match=r"^APIConnectionError") as failed:
@@ -159,7 +159,7 @@ def test_a_server_that_is_not_there_is_a_retryable_error(chat: ChatServer, api_k
 
 
 def test_the_api_key_comes_from_the_variable_the_model_names(
-    chat: ChatServer, api_key: str, monkeypatch: pytest.MonkeyPatch
+    chat: ModelServer, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chat.replies = [completion("one"), completion("two")]
     monkeypatch.setenv("OTHER_LLM_KEY", "sk-other")
@@ -186,7 +186,7 @@ def committed(transactional_db: None) -> None:
 @pytest.fixture
 def openai_run(
     committed: None,
-    chat: ChatServer,
+    chat: ModelServer,
     api_key: str,
     editor: User,
     approver: User,
@@ -206,7 +206,7 @@ def openai_run(
 
 
 def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(
-    chat: ChatServer, openai_run: Callable[..., Run]
+    chat: ModelServer, openai_run: Callable[..., Run]
 ) -> None:
     chat.replies = [
         completion(tool_calls=[tool_call("call_a", "unit__echo", '{"text": "hi"}')], usage=(20, 5)),
@@ -232,7 +232,7 @@ def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(
 
 
 def test_malformed_and_ungranted_tool_calls_are_denied_and_not_executed(
-    chat: ChatServer, openai_run: Callable[..., Run]
+    chat: ModelServer, openai_run: Callable[..., Run]
 ) -> None:
     calls = [tool_call("call_a", "unit__echo", "{not json"), tool_call("call_b", "unit__note", '{"message": "x"}')]
     chat.replies = [completion(tool_calls=calls), completion("Nothing I could do.")]
@@ -254,7 +254,7 @@ def test_malformed_and_ungranted_tool_calls_are_denied_and_not_executed(
 
 
 def test_a_model_that_keeps_failing_fails_the_run_after_its_retries(
-    chat: ChatServer, openai_run: Callable[..., Run]
+    chat: ModelServer, openai_run: Callable[..., Run]
 ) -> None:
     run = openai_run([{"tool": "unit.echo"}], max_retries=2)
     assert len(chat.requests) == 3
@@ -268,7 +268,7 @@ def test_a_model_that_keeps_failing_fails_the_run_after_its_retries(
 
 
 def test_a_model_error_that_a_retry_cannot_help_fails_the_run_at_once(
-    chat: ChatServer, openai_run: Callable[..., Run]
+    chat: ModelServer, openai_run: Callable[..., Run]
 ) -> None:
     chat.fallback = error(401, "bad key")
     run = openai_run([{"tool": "unit.echo"}], max_retries=3)

@@ -11,7 +11,7 @@ from config.errors import DomainError
 from governance import services as governance
 from personas import services
 from personas.models import Conversation
-from tests.chat_server import ChatServer, Reply, completion
+from tests.chat_server import ModelServer, Reply, completion
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,9 @@ def release(editor: User, approver: User, kind: str, slug: str, spec: dict[str, 
 
 
 @pytest.fixture
-def phrasing_persona(editor: User, approver: User, chat: ChatServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def phrasing_persona(
+    editor: User, approver: User, chat: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
     monkeypatch.setenv(KEY_VARIABLE, "sk-loopback")
     release(editor, approver, "style_guide", "plain", GUIDE)
     spec = {
@@ -47,7 +49,7 @@ def phrasing_persona(editor: User, approver: User, chat: ChatServer, monkeypatch
 
 
 def test_the_model_phrases_each_text_and_is_told_the_tone(
-    chat: ChatServer, phrasing_persona: dict[str, Any], outsider: User
+    chat: ModelServer, phrasing_persona: dict[str, Any], outsider: User
 ) -> None:
     chat.replies = [completion("Hi there! Ask me about our opening hours."), completion("We're open from 9 till 5.")]
     conversation = services.conversation_start(client=outsider, persona="hal")
@@ -75,7 +77,7 @@ def test_the_model_phrases_each_text_and_is_told_the_tone(
     ],
 )
 def test_on_any_failure_the_scripted_text_is_sent_and_the_reason_kept(
-    chat: ChatServer, phrasing_persona: dict[str, Any], outsider: User, reply: Reply, reason: str
+    chat: ModelServer, phrasing_persona: dict[str, Any], outsider: User, reply: Reply, reason: str
 ) -> None:
     chat.replies = [completion("Hello!"), reply]
     conversation = services.conversation_start(client=outsider, persona="hal")
