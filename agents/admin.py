@@ -20,7 +20,7 @@ from agents import http_tools, services
 from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool, ToolKind
 from config.changelists import LargeTableAdmin
 from config.errors import DomainError
-from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+from governance.admin import GovernedObjectAdmin, ReadOnly, console_user, report_error
 from governance.admin_filters import LabelFilter
 from governance.models import ReviewItem, ReviewKind
 from governance.registry import ReviewPage, register_review_page
@@ -99,7 +99,7 @@ class ToolAdmin(admin.ModelAdmin):
         values = {field: form.cleaned_data[field] for field in HttpToolForm.Meta.fields}
         values["headers"] = values["headers"] or {}
         saved = services.http_tool_save(
-            actor=_user(request), tool=Tool.objects.get(pk=obj.pk) if change else None, values=values,
+            actor=console_user(request), tool=Tool.objects.get(pk=obj.pk) if change else None, values=values,
             secret_headers=form.cleaned_data.get("new_secret_headers"),
         )  # fmt: skip
         obj.pk = saved.pk
@@ -111,7 +111,7 @@ class ToolAdmin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as error:
-            _report(request, error)
+            report_error(request, error)
             return HttpResponseRedirect(request.path)
 
 
@@ -203,13 +203,13 @@ class RunAdmin(LargeTableAdmin, ReadOnly):
             reason = form.cleaned_data["reason"]
             try:
                 if "_cancel" in request.POST:
-                    services.run_cancel(actor=_user(request), run=run, reason=reason)
+                    services.run_cancel(actor=console_user(request), run=run, reason=reason)
                     messages.success(request, "The run is cancelled (a running one stops at its next step).")
                 elif "_compensate" in request.POST:
-                    services.run_compensate(actor=_user(request), run=run, reason=reason)
+                    services.run_compensate(actor=console_user(request), run=run, reason=reason)
                     messages.success(request, "Compensation started: the undo steps appear in the timeline.")
             except DomainError as error:
-                _report(request, error)
+                report_error(request, error)
             return HttpResponseRedirect(request.path)
         extra = {
             **(extra_context or {}),

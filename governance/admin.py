@@ -37,7 +37,7 @@ from governance.models import (
 from governance.registry import review_page
 
 
-def _user(request: HttpRequest) -> User:
+def console_user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
 
@@ -119,7 +119,7 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
-def _report(request: HttpRequest, error: DomainError) -> None:
+def report_error(request: HttpRequest, error: DomainError) -> None:
     details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.fields.items())
     messages.error(request, f"{error.message} {details}".strip())
 
@@ -214,10 +214,10 @@ class GovernedObjectAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: GovernedObject, form: Any, change: bool) -> None:
         if change:
-            services.draft_update(actor=_user(request), obj=obj, name=obj.name, draft=obj.draft)
+            services.draft_update(actor=console_user(request), obj=obj, name=obj.name, draft=obj.draft)
         else:
             created = services.governed_object_create(
-                actor=_user(request), kind=self.kind, slug=obj.slug, name=obj.name, draft=obj.draft
+                actor=console_user(request), kind=self.kind, slug=obj.slug, name=obj.name, draft=obj.draft
             )
             obj.pk, obj.kind = created.pk, created.kind
             obj._state.adding = False
@@ -261,10 +261,13 @@ class GovernedObjectAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 version = services.version_submit(
-                    actor=_user(request), obj=obj, note=form.cleaned_data["note"], label=form.cleaned_data["label"].name
+                    actor=console_user(request),
+                    obj=obj,
+                    note=form.cleaned_data["note"],
+                    label=form.cleaned_data["label"].name,
                 )
             except DomainError as error:
-                _report(request, error)
+                report_error(request, error)
             else:
                 messages.success(request, f"Submitted {version} for review.")
                 return HttpResponseRedirect(reverse("admin:governance_version_change", args=[version.pk]))
@@ -298,14 +301,14 @@ class GovernedObjectAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 services.label_rollback(
-                    actor=_user(request),
+                    actor=console_user(request),
                     obj=obj,
                     label=form.cleaned_data["label"].name,
                     version=form.cleaned_data["version"],
                     reason=form.cleaned_data["reason"],
                 )
             except DomainError as error:
-                _report(request, error)
+                report_error(request, error)
             else:
                 messages.success(
                     request, f"{obj} {form.cleaned_data['label']} now points at {form.cleaned_data['version']}."
@@ -375,12 +378,12 @@ class VersionAdmin(ReadOnly):
             label = form.cleaned_data["label"].name
             try:
                 release = services.release_create(
-                    actor=_user(request),
+                    actor=console_user(request),
                     note=form.cleaned_data["note"],
                     moves=[services.Move(object=version.object, label=label, version=version)],
                 )
             except DomainError as error:
-                _report(request, error)
+                report_error(request, error)
             else:
                 messages.success(request, f"Released {version} under {label}.")
                 return HttpResponseRedirect(reverse("admin:governance_release_change", args=[release.pk]))
@@ -562,7 +565,7 @@ class ReviewItemAdmin(ReadOnly):
                 choice = {"arguments": form.cleaned_data.get("arguments")} if decision == "edit" else {}
                 try:
                     decide(
-                        actor=_user(request),
+                        actor=console_user(request),
                         item=item,
                         decision=decision,
                         digest=form.cleaned_data["digest"],
@@ -570,7 +573,7 @@ class ReviewItemAdmin(ReadOnly):
                         **choice,
                     )
                 except DomainError as error:
-                    _report(request, error)
+                    report_error(request, error)
                 else:
                     said = "approved with edited arguments" if decision == "edit" else f"{decision}d"
                     messages.success(request, f"You {said} {item}.")
@@ -618,10 +621,10 @@ class ReleaseAdmin(ReadOnly):
         if request.method == "POST" and form.is_valid():
             try:
                 rollback = services.release_rollback(
-                    actor=_user(request), release=release, reason=form.cleaned_data["reason"]
+                    actor=console_user(request), release=release, reason=form.cleaned_data["reason"]
                 )
             except DomainError as error:
-                _report(request, error)
+                report_error(request, error)
             else:
                 messages.success(request, f"Rolled back {release}: {rollback} moved the labels back.")
                 return HttpResponseRedirect(reverse("admin:governance_release_change", args=[rollback.pk]))
@@ -648,7 +651,7 @@ class LabelAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Label, form: Any, change: bool) -> None:
-        created = services.label_create(actor=_user(request), name=obj.name, description=obj.description)
+        created = services.label_create(actor=console_user(request), name=obj.name, description=obj.description)
         obj.pk = created.pk
         obj._state.adding = False
 

@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from config.changelists import LargeTableAdmin
 from config.errors import DomainError
-from governance.admin import GovernedObjectAdmin, ReadOnly, _report, _user
+from governance.admin import GovernedObjectAdmin, ReadOnly, console_user, report_error
 from governance.admin_filters import LabelFilter
 from governance.models import ReviewKind
 from governance.registry import ReviewPage, register_review_page
@@ -109,18 +109,20 @@ class ConversationAdmin(LargeTableAdmin, ReadOnly):
             text = form.cleaned_data["text"]
             try:
                 if "_reply" in request.POST:
-                    services.conversation_reply(actor=_user(request), conversation=conversation, text=text)
+                    services.conversation_reply(actor=console_user(request), conversation=conversation, text=text)
                     messages.success(request, "Your reply was sent.")
                 elif "_hand_back" in request.POST:
-                    services.conversation_hand_back(actor=_user(request), conversation=conversation, comment=text)
+                    services.conversation_hand_back(
+                        actor=console_user(request), conversation=conversation, comment=text
+                    )
                     messages.success(request, "The conversation is back with the persona.")
                 elif "_close" in request.POST:
                     services.conversation_close(
-                        actor=_user(request), conversation=conversation, comment=text, as_operator=True
+                        actor=console_user(request), conversation=conversation, comment=text, as_operator=True
                     )
                     messages.success(request, "The conversation is closed.")
             except DomainError as error:
-                _report(request, error)
+                report_error(request, error)
             return HttpResponseRedirect(request.path)
         extra = {**(extra_context or {}), "operator_form": form, "can_answer": can_answer}
         return super().change_view(request, object_id, form_url, extra_context=extra)

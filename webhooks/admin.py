@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from config.changelists import LargeTableAdmin
 from config.errors import DomainError
-from governance.admin import ReadOnly, _user
+from governance.admin import ReadOnly, console_user
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -72,17 +72,17 @@ class WebhookEndpointAdmin(ReadOnly):
 
     @admin.action(description="Pause the selected endpoints", permissions=["manage"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        _each(self, request, queryset, lambda e: services.endpoint_set_active(actor=_user(request), endpoint=e,
+        _each(self, request, queryset, lambda e: services.endpoint_set_active(actor=console_user(request), endpoint=e,
                                                                               active=False), "Paused")  # fmt: skip
 
     @admin.action(description="Resume the selected endpoints", permissions=["manage"])
     def activate(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        _each(self, request, queryset, lambda e: services.endpoint_set_active(actor=_user(request), endpoint=e,
+        _each(self, request, queryset, lambda e: services.endpoint_set_active(actor=console_user(request), endpoint=e,
                                                                               active=True), "Resumed")  # fmt: skip
 
     @admin.action(description="Remove the selected endpoints and their deliveries", permissions=["manage"])
     def remove(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        _each(self, request, queryset, lambda e: services.endpoint_delete(actor=_user(request), endpoint=e),
+        _each(self, request, queryset, lambda e: services.endpoint_delete(actor=console_user(request), endpoint=e),
               "Removed")  # fmt: skip
 
 
@@ -117,5 +117,5 @@ class WebhookDeliveryAdmin(LargeTableAdmin, ReadOnly):
 
     @admin.action(description="Replay the selected deliveries (one attempt each, now)", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        _each(self, request, queryset, lambda d: services.delivery_replay(actor=_user(request), delivery=d),
+        _each(self, request, queryset, lambda d: services.delivery_replay(actor=console_user(request), delivery=d),
               "Replayed")  # fmt: skip
