@@ -4,17 +4,18 @@
 someone else has it, or it is not runnable), then repeats: *plan* the next step inside a short transaction (the
 lease is checked and renewed, the decision and any preparation are committed), *perform* the slow part with no
 transaction open (a model call, a tool call), *record* the outcome in another short transaction. Nothing slow sits
-between recording a step and planning the next, so they share that transaction; what planning writes there, it
-writes in a savepoint: should planning fail, the outcome just recorded is committed all the same, and the error
-raised after (a model call that nothing stops is planned by reading alone). A tool call denied while planning is
-recorded, and the step after it planned, in the same transaction too. A crash between any two transactions loses
-nothing: the sweeper re-enqueues a run whose lease expired, and planning resumes from the last committed step.
+between recording a step and planning the next, so they share that transaction; should planning fail, the
+transaction is rolled back and the outcome recorded alone in another, then the error raised: a tool's result is
+never lost. A tool call denied while planning is recorded, and the step after it planned, in the same transaction
+too. A crash between any two transactions loses nothing: the sweeper re-enqueues a run whose lease expired, and
+planning resumes from the last committed step.
 
-Every transaction reads the run row under lock (its lease, a cancellation) and writes all its changes to it, the
-lease renewal included, in one UPDATE at the end. While one ``advance()`` holds the lease it keeps the run's steps
-in memory (read once; only the lease holder writes a running run's steps): the pending tool calls and the next
-step's number come from there. The conversation is rebuilt from the committed steps, in one query of what the
-messages need. The pinned agent version never changes: its spec comes from ``selectors.frozen_versions``.
+Every transaction reads under lock what others may change on the run (a cancellation, the lease) and writes all
+its changes to it in one UPDATE at the end, none when nothing changed (the lease is renewed when half of it is
+gone; a heartbeat renews it during slow calls). While one ``advance()`` holds the lease it keeps the run, its steps
+and the tools the model is shown in memory (read once; only the lease holder writes a running run's steps): the
+pending tool calls, the next step's number and the model's conversation come from there. The pinned agent version
+never changes: its spec comes from ``selectors.frozen_versions``.
 
 The loop, as DESIGN.md's reliability rules say: input guardrails; budget check; model call; for each tool call the
 model proposed: grant, argument schema, argument constraints, rate limit, ``action`` guardrails, autonomy level
@@ -31,7 +32,7 @@ import inspect
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -58,10 +59,12 @@ SETTLED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.DENIED, StepStatu
 RISKY = (Risk.HIGH, Risk.CRITICAL)
 PENDING = (StepStatus.EXECUTING, StepStatus.PROPOSED)
 # The steps the model's messages are made of (see ``conversation``).
+IN_CONVERSATION_KINDS = (StepKind.GUARDRAIL, StepKind.LLM_CALL, StepKind.TOOL_CALL)
 IN_CONVERSATION = Q(kind__in=[StepKind.GUARDRAIL, StepKind.LLM_CALL]) | (
     Q(kind=StepKind.TOOL_CALL, status__in=SETTLED) & ~Q(call_id="")
 )
-RUN_FIELDS = tuple(run_field.attname for run_field in Run._meta.concrete_fields)
+# What others may change on a run while a worker holds its lease (see ``_locked``): a cancellation, or the lease.
+VOLATILE_RUN_FIELDS = ("status", "lease_owner", "lease_expires_at", "cancel_requested")
 
 
 def run_actor(run: Run) -> Actor:
@@ -161,6 +164,8 @@ class _Memory:
 
     agent: GovernedObject | None = None
     steps: list[Step] | None = None  # the run's steps in seq order; None: not read yet
+    schemas: list[dict[str, Any]] | None = None  # the granted tools as the model is shown them; None: not read yet
+    record_only: bool = False  # record an outcome without planning what comes next (see ``_in_transaction``)
     run: Run | None = None  # the run as the last transaction left it
     held: Run | None = None  # the run locked by the transaction under way
     unsaved: set[str] = field(default_factory=set)  # its changed fields, written in one UPDATE at the end
@@ -193,36 +198,47 @@ def _save(run: Run, *fields: str) -> None:
 
 
 def _flush(run: Run) -> None:
-    """Write the run's changes saved so far in the runtime's transaction."""
+    """Write the run's changes saved so far in the runtime's transaction (a change besides the lease's renewal
+    is a change of the run: its ``updated_at`` too)."""
     memory = _memory(run)
     if memory is not None and memory.unsaved:
+        if memory.unsaved - {"lease_expires_at"}:
+            run.updated_at = timezone.now()
+            memory.unsaved.add("updated_at")
         run.save(update_fields=sorted(memory.unsaved))
         memory.unsaved.clear()
 
 
 def _locked(run_id: Any, owner: str, memory: _Memory) -> Run | None:
     """The run, locked, if ``owner`` still holds its lease (renewed with the transaction's other changes, see
-    ``_save``); None when the lease was lost. The first lock of an ``advance()`` reads the run's steps too."""
-    runs = Run.objects.select_for_update(of=("self",))
-    run = (runs if memory.agent is not None else runs.select_related("agent")).get(pk=run_id)
-    if run.lease_owner != owner or run.status != RunStatus.RUNNING:
-        return None
-    if memory.agent is None:
+    ``_save``); None when the lease was lost. The first lock of an ``advance()`` reads the run and its steps; the
+    next ones read only what others may change while the lease is held (a cancellation) and what tells the lease."""
+    runs = Run.objects.select_for_update(of=("self",)).filter(pk=run_id)
+    if memory.run is None:
+        run = runs.select_related("agent").get()
         memory.agent = run.agent
     else:
-        run.agent = memory.agent
+        run = memory.run
+        run.status, run.lease_owner, run.lease_expires_at, run.cancel_requested = runs.values_list(
+            *VOLATILE_RUN_FIELDS
+        ).get()
+    if run.lease_owner != owner or run.status != RunStatus.RUNNING:
+        return None
     if memory.steps is None:
         memory.steps = list(run.steps.select_related("tool").order_by("seq"))
     run.__dict__[_MEMORY] = memory
     memory.run = memory.held = run
     memory.unsaved = set()
-    run.lease_expires_at = timezone.now() + dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS)
-    _save(run, "lease_expires_at")
+    lease = dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS)
+    now = timezone.now()
+    if run.lease_expires_at is None or run.lease_expires_at - now < lease / 2:
+        run.lease_expires_at = now + lease
+        _save(run, "lease_expires_at")
     return run
 
 
 class _PlanFailed(Exception):
-    """Planning failed after an outcome was recorded in the same transaction: commit that, then raise ``error``."""
+    """Planning failed after an outcome was recorded in the same transaction: record it alone, then raise ``error``."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
@@ -230,23 +246,29 @@ class _PlanFailed(Exception):
 
 
 def _in_transaction(run_id: Any, owner: str, memory: _Memory, work: Callable[[Run], "Plan"]) -> "Plan":
-    """``work`` on the locked run, in one transaction, under the run's actor; stop when the lease was lost."""
-    failure: Exception | None = None
-    with transaction.atomic():
-        run = _locked(run_id, owner, memory)
-        if run is None:
-            return STOP
-        try:
-            with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
-                try:
+    """``work`` on the locked run, in one transaction, under the run's actor; stop when the lease was lost.
+
+    When planning fails after ``work`` recorded an outcome (``_then_plan``), the whole transaction is rolled back
+    and ``work`` done again without planning, in a transaction of its own (what was recorded is kept: a tool's
+    result is never lost), and the error raised after. What this ``advance()`` kept in memory is read afresh."""
+    try:
+        with transaction.atomic():
+            run = _locked(run_id, owner, memory)
+            if run is None:
+                return STOP
+            try:
+                with audit_context(actor=run_actor(run), correlation_id=run.correlation_id):
                     decided = work(run)
-                except _PlanFailed as failed:
-                    decided, failure = STOP, failed.error
-            _flush(run)
+                _flush(run)
+            finally:
+                memory.held = None
+    except _PlanFailed as failed:
+        memory.run, memory.steps, memory.record_only = None, None, True
+        try:
+            _in_transaction(run_id, owner, memory, work)
         finally:
-            memory.held = None
-    if failure is not None:
-        raise failure
+            memory.record_only = False
+        raise failed.error from failed
     return decided
 
 
@@ -309,8 +331,9 @@ def _error_step(run: Run, error: str) -> Step:
 
 def _progress(run: Run) -> None:
     """A step was committed: the run is making progress, so redeliveries start counting afresh."""
-    run.deliveries, run.updated_at = 0, timezone.now()
-    _save(run, "deliveries", "updated_at")
+    if run.deliveries:
+        run.deliveries = 0
+        _save(run, "deliveries")
 
 
 # --- what the model sees ------------------------------------------------------------------------------------------
@@ -344,9 +367,17 @@ def context(run: Run) -> Context:
 
 
 def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
-    """The messages for the model, rebuilt from the committed steps: one query, of what the messages are made of."""
-    steps = (
-        Step.objects.filter(IN_CONVERSATION, run_id=run.pk)
+    """The messages for the model, made of the run's committed steps: those the runtime keeps in memory while it
+    holds the run, else one query of what the messages are made of."""
+    memory = _memory(run)
+    steps: Iterable[tuple[str, str, str, Any, Any, str]] = (
+        (
+            (step.kind, step.status, step.call_id, step.detail, step.result, step.error)
+            for step in memory.steps
+            if step.kind in IN_CONVERSATION_KINDS
+        )
+        if memory is not None and memory.steps is not None
+        else Step.objects.filter(IN_CONVERSATION, run_id=run.pk)
         .order_by("seq")
         .values_list("kind", "status", "call_id", "detail", "result", "error")
     )
@@ -367,12 +398,20 @@ def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
     return messages
 
 
-def _tool_schemas(ctx: Context) -> list[dict[str, Any]]:
+def _tool_schemas(run: Run, ctx: Context) -> list[dict[str, Any]]:
+    """The granted tools that are available, as the model is shown them: read once per ``advance()`` (a tool made
+    unavailable since is still refused when called, see ``_check_tool_call``)."""
+    memory = _memory(run)
+    if memory is not None and memory.schemas is not None:
+        return memory.schemas
     granted = Tool.objects.filter(name__in=list(ctx.grants), available=True).order_by("name")
-    return [
+    schemas = [
         {"name": name, "description": description, "parameters": parameters}
         for name, description, parameters in granted.values_list("name", "description", "parameters")
     ]
+    if memory is not None:
+        memory.schemas = schemas
+    return schemas
 
 
 def _cost(ctx: Context, input_tokens: int, output_tokens: int) -> Decimal:
@@ -388,7 +427,8 @@ def _cost(ctx: Context, input_tokens: int, output_tokens: int) -> Decimal:
 class Plan:
     kind: str  # "stop" | "next" | "llm" | "tool"
     step_id: int | None = None
-    messages: tuple[dict[str, Any], ...] = ()
+    messages: tuple[dict[str, Any], ...] = ()  # "llm": the conversation so far
+    tools: tuple[dict[str, Any], ...] = ()  # "llm": the tools the model is offered
     step: Step | None = field(default=None, compare=False)  # "tool": the step to perform, its tool loaded
 
 
@@ -427,21 +467,15 @@ def _first_plan(run: Run) -> Plan:
 
 
 def _then_plan(run: Run) -> Plan:
-    """Plan the next step in the transaction that recorded the last one, in a savepoint: should planning fail, what
-    was recorded is still committed, and the error raised after (``_in_transaction``). A model call that nothing
-    stops is planned by reading alone, without one."""
+    """Plan the next step in the transaction that recorded the last one; should planning fail, see
+    ``_in_transaction``."""
     memory = _memory(run)
     assert memory is not None
-    fields, unsaved = {name: run.__dict__[name] for name in RUN_FIELDS}, set(memory.unsaved)
+    if memory.record_only:
+        return STOP
     try:
-        ahead = _model_call_ahead(run)
-        if ahead is not None:
-            return ahead
-        with transaction.atomic():
-            return _plan(run)
+        return _plan(run)
     except Exception as error:
-        run.__dict__.update(fields)
-        memory.unsaved, memory.steps = unsaved, None  # the steps in memory may be what was rolled back
         raise _PlanFailed(error) from error
 
 
@@ -472,12 +506,12 @@ def _decide(run: Run) -> Plan:
         stop = _input_guardrails(run, ctx)
         if stop:
             return STOP
-    messages, problem = _model_call(run, ctx)
+    llm, problem = _model_call(run, ctx)
     if problem:
         _error_step(run, f"stopped before a model call: {problem}")
         _finish(run, RunStatus.FAILED, error=f"Budget: {problem}.")
         return STOP
-    return Plan("llm", messages=tuple(messages))
+    return llm
 
 
 def _pending(steps: list[Step]) -> Step | None:
@@ -490,22 +524,13 @@ def _no_model_call_yet(steps: list[Step]) -> bool:
     return not any(step.kind in (StepKind.LLM_CALL, StepKind.GUARDRAIL) for step in steps)
 
 
-def _model_call(run: Run, ctx: Context) -> tuple[list[dict[str, Any]], str]:
-    """The messages for the next model call, and the budget it would exceed ("" if none)."""
+def _model_call(run: Run, ctx: Context) -> tuple[Plan, str]:
+    """The next model call, and the budget it would exceed ("" if none)."""
     messages = conversation(run, ctx)
     parameters = ctx.spec["model"].get("parameters") or {}
     tokens = providers.estimate_tokens(json.dumps(messages)) + int(parameters.get("max_tokens", 0) or 0)
-    return messages, _budget_problem(run, ctx, tokens=tokens, cost=_cost(ctx, tokens, 0))
-
-
-def _model_call_ahead(run: Run) -> Plan | None:
-    """The next step if it is a model call that nothing stops (no cancellation, time, tool call pending, input
-    guardrails or budget), decided by reading alone; else None: ``_decide`` it."""
-    ctx, steps = context(run), _steps(run)
-    if run.cancel_requested or _over_time(run, ctx) or _pending(steps) is not None or _no_model_call_yet(steps):
-        return None
-    messages, problem = _model_call(run, ctx)
-    return None if problem else Plan("llm", messages=tuple(messages))
+    llm = Plan("llm", messages=tuple(messages), tools=tuple(_tool_schemas(run, ctx)))
+    return llm, _budget_problem(run, ctx, tokens=tokens, cost=_cost(ctx, tokens, 0))
 
 
 def _input_guardrails(run: Run, ctx: Context) -> bool:
@@ -717,7 +742,7 @@ def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
             return provider.complete(
                 model=model,
                 messages=list(plan_.messages),
-                tools=_tool_schemas(ctx),
+                tools=list(plan_.tools),
                 timeout=float(model.get("timeout_seconds", 60)),
                 script=spec.get("script") or [],
             )

@@ -564,6 +564,42 @@ def test_a_failing_tool_fails_its_step_and_the_run_goes_on(
     assert [event.details["error"] for event in events(run, "agent.tool.failed")] == errors
 
 
+def test_planning_that_fails_after_a_tool_call_keeps_its_result_and_the_run_resumes_without_repeating_it(
+    unit_agent: Callable[..., str],
+    operator: User,
+    committed: None,
+    django_capture_on_commit_callbacks: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unit_agent("shaky", [{"call": "unit.note", "arguments": {"message": "'first'"}},
+                         {"call": "unit.note", "arguments": {"message": "'second'"}}, {"answer": "noted"}])  # fmt: skip
+    run = start_run(django_capture_on_commit_callbacks, operator, "shaky", {})
+    planned = runtime._model_call
+    calls = []
+
+    def failing_after_the_first(run: Run, ctx: runtime.Context) -> Any:
+        calls.append(run.pk)
+        if len(calls) == 2:  # planning the model call after the first note was recorded
+            raise RuntimeError("planning broke")
+        return planned(run, ctx)
+
+    monkeypatch.setattr(runtime, "_model_call", failing_after_the_first)
+    with pytest.raises(RuntimeError, match="planning broke"):
+        runtime.advance(run.pk, "worker-a")
+    [first] = tool_steps(run)
+    assert (first.status, first.result) == (StepStatus.SUCCEEDED, {"note_id": first.result["note_id"]})
+    assert notes() == ["first"]
+    assert [event.details["tool"] for event in events(run, "agent.tool.succeeded")] == ["unit.note"]
+
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    runtime.advance(run.pk, "worker-b")
+    run.refresh_from_db()
+    assert (run.status, run.result) == (RunStatus.SUCCEEDED, {"answer": "noted"})
+    assert notes() == ["first", "second"]
+    assert [step.status for step in tool_steps(run)] == [StepStatus.SUCCEEDED, StepStatus.SUCCEEDED]
+    assert len(events(run, "agent.tool.succeeded")) == 2
+
+
 # --- leases -----------------------------------------------------------------------------------------------------
 
 
