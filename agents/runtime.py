@@ -213,7 +213,7 @@ def _locked(run_id: Any, owner: str, memory: _Memory) -> Run | None:
     """The run, locked, if ``owner`` still holds its lease (renewed with the transaction's other changes, see
     ``_save``); None when the lease was lost. The first lock of an ``advance()`` reads the run and its steps; the
     next ones read only what others may change while the lease is held (a cancellation) and what tells the lease."""
-    runs = Run.objects.select_for_update(of=("self",)).filter(pk=run_id)
+    runs = Run.objects.select_for_update(of=("self",), no_key=True).filter(pk=run_id)
     if memory.run is None:
         run = runs.select_related("agent").get()
         memory.agent = run.agent
