@@ -72,10 +72,12 @@ import celery
 import redis
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import FINISHED_RUN_STATUSES, DemoAlert, Run, RunStatus, Step, StepKind, StepStatus
+from agents.runtime import advance
 from agents.services import AGENT_KIND, run_start
 from audit.context import Actor, audit_context
 from audit.models import AuditEvent
@@ -415,6 +417,35 @@ def bare_phase(what: str, worker: Worker, count: int, first: int, calls: int, st
     )
 
 
+@dataclass(frozen=True)
+class Statements:
+    """The SQL statements (transaction control included) and the commits of one run and one bare task."""
+
+    run: int
+    run_commits: int
+    bare: int
+    bare_commits: int
+
+
+def count_statements(operator: User, calls: int) -> Statements:
+    """One more run and one more bare task, done in this process once the worker has stopped, their statements
+    counted (Django's query log, which has BEGIN and COMMIT too). The run is started as the others are (its
+    enqueued message is dropped with the queue) and advanced here as the worker would; only ``advance`` counts."""
+    run, _ = run_start(actor=operator, agent=AGENT_SLUG, input={"n": -1})
+    with CaptureQueriesContext(connection) as run_log:
+        advance(run.pk, "bench-count")
+    check_runs("the counted run", [run.pk], calls)
+    with CaptureQueriesContext(connection) as bare_log:
+        bench_tools.bare_steps_task(f"bench-count-{uuid.uuid4().hex[:8]}", -1, calls, {"n": -1})
+
+    def commits(log: CaptureQueriesContext) -> int:
+        return sum(1 for query in log.captured_queries if query["sql"] == "COMMIT")
+
+    return Statements(
+        run=len(run_log), run_commits=commits(run_log), bare=len(bare_log), bare_commits=commits(bare_log)
+    )
+
+
 # --- figures ------------------------------------------------------------------------------------------------------
 
 
@@ -427,10 +458,11 @@ def redis_description() -> str:
 
 @dataclass(frozen=True)
 class Written:
-    """What the runs phase wrote, per run."""
+    """What the runs phase wrote, per run, and the statements of one run and one bare task."""
 
     steps: float
     audit_events: float
+    statements: Statements
 
 
 def report(
@@ -510,6 +542,13 @@ def report(
         f"A run wrote {written.steps:.0f} step rows and {written.audit_events:.0f} audit events "
         f"(a bare task: {bare.steps} rows)"
     )
+    counted = written.statements
+    print(
+        f"SQL statements (BEGIN and COMMIT included), counted on one more of each: a run {counted.run} in "
+        f"{counted.run_commits} transactions, a bare task {counted.bare} in {counted.bare_commits}; "
+        f"time per statement: runs {sum(runs.wall_ms) / runs.count / counted.run:.2f} ms, "
+        f"bare tasks {sum(bare.wall_ms) / bare.count / counted.bare:.2f} ms"
+    )
     print()
     print(f"Targets (issue), PostgreSQL{target_scope('the targets are for PostgreSQL')}")
     print(
@@ -588,16 +627,18 @@ def measure(plan: Plan, queue: str, bench_name: str, logs: Path, load_at_start: 
             bare_phase("warm-up bare", worker, plan.warmup, 10**6, plan.calls, plan.stall_seconds)
         events_before, steps_before = AuditEvent.objects.count(), Step.objects.count()
         runs = run_phase("runs", worker, operator, plan.runs, 0, plan.calls, plan.stall_seconds)
-        written = Written(
-            steps=(Step.objects.count() - steps_before) / plan.runs,
-            audit_events=(AuditEvent.objects.count() - events_before) / plan.runs,
-        )
+        steps_written, events_written = Step.objects.count() - steps_before, AuditEvent.objects.count() - events_before
         bare = bare_phase("bare tasks", worker, plan.runs, 0, plan.calls, plan.stall_seconds)
         worker.stop()
         problems = worker.problems()
         if problems:
             listed = "\n  ".join(f"{count} x {line}" for line, count in problems.most_common(10))
             raise BenchError(f"the worker logged errors (every run still succeeded):\n  {listed}")
+        written = Written(
+            steps=steps_written / plan.runs,
+            audit_events=events_written / plan.runs,
+            statements=count_statements(operator, plan.calls),
+        )
         load = (load_at_start, os.getloadavg()[0])
         report(database, bench_name, worker, plan, runs, bare, written, load, time.perf_counter() - run_started)
     except BenchError:
