@@ -33,6 +33,9 @@ What is measured, in this order, after a warm-up (``--warmup`` runs and as many 
    (``DemoAlert``, own transaction); see ``bench/tools.py``. Tasks/s and time per step are taken as for runs: from
    just before the first send to the last row's ``created_at``, and each task's last row's ``created_at`` minus
    its start, over its steps.
+3. The statements: once the worker has stopped, one more run and one more bare task are done in this process
+   and their SQL statements counted from Django's query log (BEGIN and COMMIT included): what a run costs the
+   database against what a bare task does.
 
 The report prints both, the ratio of the throughputs, and the time per step of runs minus that of bare tasks
 (what the orchestration adds). Every run must succeed with the expected answer, steps and step rows, and every
