@@ -305,23 +305,24 @@ def conversation_start(*, client: User, persona: str, label: str = "production")
         client=client,
         policy_versions=[{"slug": p.object.slug, "version": p.version.number, "id": p.version.pk} for p in pinned],
     )
-    actor = audit_actor(client)
-    ctx = _context(conversation, actor)
-    turn = engine.greet(ctx.spec, conversation.version.name)
-    messages = _store(ctx, [_persona_message(ctx, reply) for reply in turn.replies])
-    conversation.state = turn.state
-    if ctx.escalate:
-        _escalate(ctx, ctx.escalate)
-    _save(conversation, "state", "status", "escalation_reason")
-    _audit(
-        actor=actor,
-        action="persona.conversation.started",
-        target=conversation,
-        details={"persona": persona, "version": version.number, "label": label,
-                 "policies": [f"{p['slug']} v{p['version']}" for p in conversation.policy_versions],
-                 "messages": [m.seq for m in messages]},
-    )  # fmt: skip
-    return conversation
+    with audit_context(correlation_id=conversation.correlation_id):
+        actor = audit_actor(client)
+        ctx = _context(conversation, actor)
+        turn = engine.greet(ctx.spec, conversation.version.name)
+        messages = _store(ctx, [_persona_message(ctx, reply) for reply in turn.replies])
+        conversation.state = turn.state
+        if ctx.escalate:
+            _escalate(ctx, ctx.escalate)
+        _save(conversation, "state", "status", "escalation_reason")
+        _audit(
+            actor=actor,
+            action="persona.conversation.started",
+            target=conversation,
+            details={"persona": persona, "version": version.number, "label": label,
+                     "policies": [f"{p['slug']} v{p['version']}" for p in conversation.policy_versions],
+                     "messages": [m.seq for m in messages]},
+        )  # fmt: skip
+        return conversation
 
 
 def _locked(conversation: Conversation, *, client: User | None = None) -> Conversation:
@@ -345,55 +346,61 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
     conversation = _locked(conversation, client=client)
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict("This conversation is closed: start a new one.", code="closed")
-    actor = audit_actor(client)
-    ctx = _context(conversation, actor)
-    user = _Outgoing(text, Role.USER)
-    replies: list[_Outgoing] = []
-    turn: engine.Turn | None = None
-    flow_before = (conversation.state or {}).get("flow") or ""
-    decision = guardrail_check(
-        checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=actor, target=conversation
-    )
-    if decision.effect != "allow":
-        user.flags.append(_guardrail_flag(decision))
-    if decision.effect == "redact":
-        user.text = _redacted(decision, text)
-    if conversation.status == ConversationStatus.ESCALATED:
-        pass  # a person answers from the console; the message is stored for them, as the guardrails left it
-    elif conversation.status == ConversationStatus.WAITING_ON_AGENT and decision.effect not in {"deny", "escalate"}:
-        turn = _while_working(ctx, user, replies)
-    elif decision.effect == "deny":
-        denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
-        replies.append(_persona_message(ctx, _reply(ctx, denied, "denied")))
-    elif decision.effect in {"escalate", "require_approval"}:
-        replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
-        ctx.escalate = _decision_reason(decision)
-    else:
-        turn = _respond(ctx, user.text, replies)
-    messages = _store(ctx, [user, *replies])
-    if conversation.status == ConversationStatus.WAITING_ON_AGENT and any(f["kind"] == "queued" for f in user.flags):
-        conversation.state = {**conversation.state, "queued": [*conversation.state.get("queued", []), messages[0].seq]}
-    if ctx.escalate:
-        _escalate(ctx, ctx.escalate)
-    elif turn is not None and turn.outcome.close:
-        _close(conversation, ctx.spec)
-    _save(conversation, "state", "status", "escalation_reason", "closed_at")
-    if conversation.status == ConversationStatus.CLOSED:
-        _audit(actor=actor, action="persona.conversation.closed", target=conversation,
-                     details={"by": "flow", "flow": (turn.matched_flow if turn else "") or flow_before})  # fmt: skip
-    _audit(
-        actor=actor,
-        action="persona.conversation.turn",
-        target=conversation,
-        details={
-            "messages": [m.seq for m in messages],
-            "intent": turn.intent if turn else "",
-            "flow": (turn.matched_flow or conversation.state.get("flow") or flow_before or "") if turn else "",
-            "flags": sorted({flag["kind"] for m in messages for flag in m.flags}),
-            "status": conversation.status,
-        },
-    )
-    return messages
+    with audit_context(correlation_id=conversation.correlation_id):
+        actor = audit_actor(client)
+        ctx = _context(conversation, actor)
+        user = _Outgoing(text, Role.USER)
+        replies: list[_Outgoing] = []
+        turn: engine.Turn | None = None
+        flow_before = (conversation.state or {}).get("flow") or ""
+        decision = guardrail_check(
+            checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=actor, target=conversation
+        )
+        if decision.effect != "allow":
+            user.flags.append(_guardrail_flag(decision))
+        if decision.effect == "redact":
+            user.text = _redacted(decision, text)
+        if conversation.status == ConversationStatus.ESCALATED:
+            pass  # a person answers from the console; the message is stored for them, as the guardrails left it
+        elif conversation.status == ConversationStatus.WAITING_ON_AGENT and decision.effect not in {"deny", "escalate"}:
+            turn = _while_working(ctx, user, replies)
+        elif decision.effect == "deny":
+            denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
+            replies.append(_persona_message(ctx, _reply(ctx, denied, "denied")))
+        elif decision.effect in {"escalate", "require_approval"}:
+            replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
+            ctx.escalate = _decision_reason(decision)
+        else:
+            turn = _respond(ctx, user.text, replies)
+        messages = _store(ctx, [user, *replies])
+        if conversation.status == ConversationStatus.WAITING_ON_AGENT and any(
+            f["kind"] == "queued" for f in user.flags
+        ):
+            conversation.state = {
+                **conversation.state,
+                "queued": [*conversation.state.get("queued", []), messages[0].seq],
+            }
+        if ctx.escalate:
+            _escalate(ctx, ctx.escalate)
+        elif turn is not None and turn.outcome.close:
+            _close(conversation, ctx.spec)
+        _save(conversation, "state", "status", "escalation_reason", "closed_at")
+        if conversation.status == ConversationStatus.CLOSED:
+            _audit(actor=actor, action="persona.conversation.closed", target=conversation,
+                   details={"by": "flow", "flow": (turn.matched_flow if turn else "") or flow_before})  # fmt: skip
+        _audit(
+            actor=actor,
+            action="persona.conversation.turn",
+            target=conversation,
+            details={
+                "messages": [m.seq for m in messages],
+                "intent": turn.intent if turn else "",
+                "flow": (turn.matched_flow or conversation.state.get("flow") or flow_before or "") if turn else "",
+                "flags": sorted({flag["kind"] for m in messages for flag in m.flags}),
+                "status": conversation.status,
+            },
+        )
+        return messages
 
 
 ORIGIN = "personas.conversation:"

@@ -451,6 +451,8 @@ def test_an_input_deny_policy_answers_with_its_message(
         "input",
         "deny",
     )
+    # Like every event of the conversation, under its correlation id (not the request's).
+    assert matched.correlation_id == Conversation.objects.get(pk=conversation).correlation_id
     assert texts(say(as_client, conversation, "repeat")) == ["What should I repeat?"]  # other text is allowed
 
 
@@ -483,6 +485,10 @@ def test_an_output_escalate_policy_hands_the_conversation_over(
     assert "Chasing needs a person." in item.reason
     assert "Chasing needs a person." in Conversation.objects.get(pk=conversation).escalation_reason
     assert len(events(conversation, "persona.conversation.escalated")) == 1
+    # Every event of the conversation, the guardrail's included, under its correlation id (not the requests').
+    assert len(events(conversation, "governance.guardrail.matched")) == 1
+    correlation_id = Conversation.objects.get(pk=conversation).correlation_id
+    assert {event.correlation_id for event in events(conversation)} == {correlation_id}
 
 
 def test_a_policy_released_after_the_start_does_not_apply_to_the_conversation(
