@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agents import http_tools, services
-from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Tool, ToolKind
+from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Step, Tool, ToolKind
 from config.changelists import LargeTableAdmin
 from config.errors import DomainError
 from governance.admin import GovernedObjectAdmin, ReadOnly, console_user, report_error
@@ -230,6 +230,18 @@ def _approval_details(item: ReviewItem) -> str:
     )  # fmt: skip
 
 
+def _overrun_details(item: ReviewItem) -> str:
+    step = Step.objects.select_related("run", "run__requested_by").get(pk=item.subject_id)
+    payload = item.payload
+    return format_html(
+        "<p>Run <a href=\"{}\">{}</a>, started by {}: its {} budget is {} ({} used). Approving grants {} more, once;"
+        " rejecting ends the run.</p>{}",
+        reverse("admin:agents_run_change", args=[step.run_id]), str(step.run_id)[:8],
+        step.run.requested_by.get_username(), payload.get("budget", ""), payload.get("limit", ""),
+        payload.get("used", ""), payload.get("extension", ""), render_timeline(step.run),
+    )  # fmt: skip
+
+
 def _editable_arguments(item: ReviewItem) -> dict[str, Any] | None:
     if item.payload.get("question") != "approval":
         return None
@@ -237,6 +249,7 @@ def _editable_arguments(item: ReviewItem) -> dict[str, Any] | None:
     return arguments
 
 
+register_review_page(ReviewKind.BUDGET_OVERRUN, ReviewPage(details=_overrun_details))
 register_review_page(
     ReviewKind.TOOL_APPROVAL,
     ReviewPage(details=_approval_details, editable=_editable_arguments, decide=services.approval_decide),

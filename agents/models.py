@@ -115,6 +115,9 @@ class Run(models.Model):
     deliveries = models.PositiveIntegerField(default=0)
     parked_at = models.DateTimeField(null=True, blank=True, help_text="When it began waiting for a person.")
     waited_seconds = models.FloatField(default=0, help_text="Time spent waiting for people (not in wall time).")
+    budget_extensions = models.JSONField(
+        default=dict, blank=True, help_text="What people added to the agent's budgets for this run, by budget."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

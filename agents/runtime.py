@@ -343,6 +343,7 @@ def _progress(run: Run) -> None:
 class Context:
     spec: dict[str, Any]
     policies: list[policies.PolicyRef]
+    extensions: dict[str, Any] = field(default_factory=dict)  # what people added to the budgets (overrun reviews)
 
     @property
     def grants(self) -> dict[str, dict[str, Any]]:
@@ -350,7 +351,19 @@ class Context:
 
     @property
     def budgets(self) -> dict[str, Any]:
-        return dict(self.spec.get("budgets") or {})
+        """The agent's budgets, with what people granted this run on top."""
+        budgets = dict(self.spec.get("budgets") or {})
+        for name, extra in self.extensions.items():
+            if name == "cost":
+                budgets[name] = float(Decimal(str(budgets[name])) + Decimal(str(extra)))
+            elif name in budgets:
+                budgets[name] += extra
+        return budgets
+
+    @property
+    def reviews_overruns(self) -> bool:
+        """A budget about to be exceeded goes to a person (the agent's escalation policy) instead of failing."""
+        return (self.spec.get("escalation") or {}).get("budget_overrun", "fail") == "review"
 
 
 def _spec(run: Run) -> dict[str, Any]:
@@ -363,7 +376,7 @@ def context(run: Run) -> Context:
         policies.PolicyRef(slug=slug, version=number, spec=policy)
         for slug, number, policy in selectors.frozen_versions([p["id"] for p in run.policy_versions])
     ]
-    return Context(spec=_spec(run), policies=refs)
+    return Context(spec=_spec(run), policies=refs, extensions=run.budget_extensions)
 
 
 def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
@@ -436,23 +449,77 @@ STOP = Plan("stop")
 NEXT = Plan("next")
 
 
-def _budget_problem(run: Run, ctx: Context, *, tokens: int = 0, cost: Decimal = Decimal(0)) -> str:
+@dataclass(frozen=True)
+class Overrun:
+    """A budget the next call would exceed (or, for wall time, has run out)."""
+
+    budget: str  # steps | tokens | cost | wall_seconds
+    used: str
+    reason: str
+
+
+def _budget_problem(run: Run, ctx: Context, *, tokens: int = 0, cost: Decimal = Decimal(0)) -> Overrun | None:
     budgets = ctx.budgets
     if run.steps_used + 1 > budgets["steps"]:
-        return f"the step budget ({budgets['steps']}) would be exceeded"
+        return Overrun("steps", str(run.steps_used), f"the step budget ({budgets['steps']}) would be exceeded")
     if "tokens" in budgets and run.tokens_used + tokens > budgets["tokens"]:
-        return f"the token budget ({budgets['tokens']}) would be exceeded: {run.tokens_used} used, ~{tokens} more"
+        reason = f"the token budget ({budgets['tokens']}) would be exceeded: {run.tokens_used} used, ~{tokens} more"
+        return Overrun("tokens", str(run.tokens_used), reason)
     if "cost" in budgets and run.cost_used + cost > Decimal(str(budgets["cost"])):
-        return f"the cost budget ({budgets['cost']}) would be exceeded: {run.cost_used} used, ~{cost} more"
-    return ""
+        reason = f"the cost budget ({budgets['cost']}) would be exceeded: {run.cost_used} used, ~{cost} more"
+        return Overrun("cost", str(run.cost_used), reason)
+    return None
 
 
-def _over_time(run: Run, ctx: Context) -> bool:
+def _over_time(run: Run, ctx: Context) -> Overrun | None:
     """Over the wall-time budget: time since the run started, less the time it waited for people."""
     limit = ctx.budgets.get("wall_seconds")
     if not limit or run.started_at is None:
-        return False
-    return (timezone.now() - run.started_at).total_seconds() - run.waited_seconds > limit
+        return None
+    spent = (timezone.now() - run.started_at).total_seconds() - run.waited_seconds
+    if spent <= limit:
+        return None
+    return Overrun("wall_seconds", f"{spent:.0f}", f"the wall-time budget ({limit:g} s) ran out")
+
+
+def _over_budget(run: Run, ctx: Context, overrun: Overrun, *, before: str) -> Plan:
+    """Stop before a call that would exceed a budget: the run fails (ends ``timed_out`` for wall time); or, when the
+    agent's escalation policy says ``review``, it waits for a person, who may grant that budget once more."""
+    if not ctx.reviews_overruns:
+        _error_step(run, overrun.reason if overrun.budget == "wall_seconds" else f"stopped before {before}: "
+                    f"{overrun.reason}")  # fmt: skip
+        if overrun.budget == "wall_seconds":
+            _finish(run, RunStatus.TIMED_OUT, error="The wall-time budget ran out.")
+        else:
+            _finish(run, RunStatus.FAILED, error=f"Budget: {overrun.reason}.")
+        return STOP
+    extension = ctx.spec["budgets"][overrun.budget]
+    asked = f"{overrun.reason}, before {before}: approving grants {extension:g} more"
+    step = _add_step(run, StepKind.APPROVAL, StepStatus.AWAITING_APPROVAL,
+                     detail={"budget": overrun.budget, "extension": extension, "reason": overrun.reason,
+                             "text": asked})  # fmt: skip
+    item = review_item_open(
+        kind=ReviewKind.BUDGET_OVERRUN,
+        subject=step,
+        subject_label=f"{overrun.budget} budget of run {str(run.pk)[:8]} of {run.agent.slug}",
+        reason=asked[0].upper() + asked[1:] + ".",
+        raised_by=f"agent {run.agent.slug} v{run.version.number}",
+        risk=Risk.MEDIUM,
+        requested_by=run.requested_by,
+        payload={"run": str(run.pk), "agent": run.agent.slug, "version": run.version.number,
+                 "budget": overrun.budget, "limit": ctx.budgets[overrun.budget], "used": overrun.used,
+                 "extension": extension, "question": "budget_overrun"},
+        due_in=dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS),
+    )  # fmt: skip
+    step.review = item
+    step.save(update_fields=["review"])
+    run.parked_at = timezone.now()
+    _save(run, "parked_at")
+    _release(run, RunStatus.AWAITING_APPROVAL)
+    audit_record(actor=run_actor(run), action="agent.budget.overrun", target=step,
+                 details={"budget": overrun.budget, "reason": overrun.reason, "review": item.pk,
+                          "extension": extension})  # fmt: skip
+    return STOP
 
 
 def plan(run_id: Any, owner: str) -> Plan:
@@ -492,10 +559,9 @@ def _decide(run: Run) -> Plan:
     if run.cancel_requested:
         _finish(run, RunStatus.CANCELLED, error="Cancelled on request.")
         return STOP
-    if _over_time(run, ctx):
-        _error_step(run, f"the wall-time budget ({ctx.budgets['wall_seconds']} s) ran out")
-        _finish(run, RunStatus.TIMED_OUT, error="The wall-time budget ran out.")
-        return STOP
+    overrun = _over_time(run, ctx)
+    if overrun is not None:
+        return _over_budget(run, ctx, overrun, before="its next step")
     steps = _steps(run)
     step = _pending(steps)
     if step is not None and step.status == StepStatus.EXECUTING:
@@ -506,11 +572,9 @@ def _decide(run: Run) -> Plan:
         stop = _input_guardrails(run, ctx)
         if stop:
             return STOP
-    llm, problem = _model_call(run, ctx)
-    if problem:
-        _error_step(run, f"stopped before a model call: {problem}")
-        _finish(run, RunStatus.FAILED, error=f"Budget: {problem}.")
-        return STOP
+    llm, overrun = _model_call(run, ctx)
+    if overrun is not None:
+        return _over_budget(run, ctx, overrun, before="a model call")
     return llm
 
 
@@ -524,8 +588,8 @@ def _no_model_call_yet(steps: list[Step]) -> bool:
     return not any(step.kind in (StepKind.LLM_CALL, StepKind.GUARDRAIL) for step in steps)
 
 
-def _model_call(run: Run, ctx: Context) -> tuple[Plan, str]:
-    """The next model call, and the budget it would exceed ("" if none)."""
+def _model_call(run: Run, ctx: Context) -> tuple[Plan, Overrun | None]:
+    """The next model call, and the budget it would exceed, if any."""
     messages = conversation(run, ctx)
     parameters = ctx.spec["model"].get("parameters") or {}
     tokens = providers.estimate_tokens(json.dumps(messages)) + int(parameters.get("max_tokens", 0) or 0)
@@ -685,13 +749,13 @@ def _park(run: Run, step: Step, tool: Tool, reason: str, *, kind: str = "approva
 
 
 def _start_execution(run: Run, ctx: Context, step: Step) -> Plan:
-    problem = _budget_problem(run, ctx)
-    if problem:
-        step.status, step.error, step.finished_at = StepStatus.DENIED, f"not called: {problem}", timezone.now()
-        step.save(update_fields=["status", "error", "finished_at", "tool"])
-        _error_step(run, f"stopped before a tool call: {problem}")
-        _finish(run, RunStatus.FAILED, error=f"Budget: {problem}.")
-        return STOP
+    overrun = _budget_problem(run, ctx)
+    if overrun is not None:
+        if not ctx.reviews_overruns:  # else the call stays proposed, checked again if the run goes on
+            step.status, step.error = StepStatus.DENIED, f"not called: {overrun.reason}"
+            step.finished_at = timezone.now()
+            step.save(update_fields=["status", "error", "finished_at", "tool"])
+        return _over_budget(run, ctx, overrun, before="a tool call")
     step.status, step.idempotency_key = StepStatus.EXECUTING, f"{run.pk}:{step.seq}"
     step.started_at = timezone.now()
     step.save(update_fields=["status", "idempotency_key", "started_at", "tool"])
@@ -733,7 +797,7 @@ def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
     spec = _spec(run)
     model = spec["model"]
     provider = providers.get_provider(model["provider"])
-    ctx = Context(spec=spec, policies=[])
+    ctx = Context(spec=spec, policies=[], extensions=run.budget_extensions)
     attempts = 1 + int(model.get("max_retries", 3))
     delay = 0.5
     error = ""
@@ -748,7 +812,7 @@ def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
             )
         except providers.ProviderError as failure:
             error = str(failure)
-            if not failure.retryable or attempt == attempts - 1 or _over_time(run, ctx):
+            if not failure.retryable or attempt == attempts - 1 or _over_time(run, ctx) is not None:
                 break
             time.sleep(delay)
             delay = min(delay * 2, 30)

@@ -8,6 +8,8 @@ advances runs in Celery tasks; these services enqueue that work after their tran
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -271,18 +273,67 @@ def _settle(item: ReviewItem, approved: bool, why: str) -> None:
         step.save(update_fields=["status", "error", "finished_at"])
     audit_record(actor=Actor.system("approvals"), action=f"agent.approval.{'approved' if approved else 'denied'}",
                  target=step, correlation_id=run.correlation_id, details={"why": why, "review": item.pk})  # fmt: skip
+    _resume(run)
+
+
+def _resume(run: Run) -> None:
+    """A run awaiting approval with nothing left to decide goes back to the queue (the time it waited does not count
+    against its wall-time budget)."""
     if run.status == RunStatus.AWAITING_APPROVAL and not run.steps.filter(status=StepStatus.AWAITING_APPROVAL).exists():
         now = timezone.now()
-        if run.parked_at is not None:  # waiting for people does not count against the wall-time budget
+        if run.parked_at is not None:
             run.waited_seconds += (now - run.parked_at).total_seconds()
         run.status, run.parked_at, run.updated_at = RunStatus.QUEUED, None, now
         run.save(update_fields=["status", "parked_at", "waited_seconds", "updated_at"])
         _enqueue(run)
 
 
+def _settle_overrun(item: ReviewItem, approved: bool, why: str) -> None:
+    """Apply a decision on a budget overrun (or its expiry): approved, the run gets that budget once more and goes
+    on; refused, it fails (ends ``timed_out`` for wall time) and the tool call it was about to make is not made."""
+    found = Step.objects.filter(pk=item.subject_id, kind=StepKind.APPROVAL).values_list("run_id", flat=True).first()
+    if found is None:
+        return
+    run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=found)
+    step = Step.objects.select_for_update().get(pk=item.subject_id)
+    if step.status != StepStatus.AWAITING_APPROVAL:
+        return
+    budget, extension, now = step.detail["budget"], step.detail["extension"], timezone.now()
+    step.finished_at = now
+    if approved:
+        step.status, step.detail = StepStatus.SUCCEEDED, {**step.detail, "approval": why}
+        step.save(update_fields=["status", "detail", "finished_at"])
+        granted = Decimal(str(run.budget_extensions.get(budget, 0))) + Decimal(str(extension))
+        run.budget_extensions = {**run.budget_extensions, budget: float(granted) if budget == "cost" else int(granted)}
+        run.save(update_fields=["budget_extensions"])
+        audit_record(actor=Actor.system("approvals"), action="agent.budget.extended", target=step,
+                     correlation_id=run.correlation_id,
+                     details={"budget": budget, "extension": extension, "why": why, "review": item.pk})  # fmt: skip
+        _resume(run)
+        return
+    step.status, step.error = StepStatus.DENIED, why
+    step.save(update_fields=["status", "error", "finished_at"])
+    for proposed in run.steps.filter(kind=StepKind.TOOL_CALL, status=StepStatus.PROPOSED):
+        proposed.status, proposed.finished_at = StepStatus.DENIED, now
+        proposed.error = f"not called: more {budget} budget was refused"
+        proposed.save(update_fields=["status", "error", "finished_at"])
+    audit_record(actor=Actor.system("approvals"), action="agent.budget.refused", target=step,
+                 correlation_id=run.correlation_id,
+                 details={"budget": budget, "why": why, "review": item.pk})  # fmt: skip
+    with audit_context(actor=Actor.system("approvals"), correlation_id=run.correlation_id):
+        status = RunStatus.TIMED_OUT if budget == "wall_seconds" else RunStatus.FAILED
+        runtime._finish(run, status, error=f"Budget: {step.detail['reason']}; {why}.")
+
+
+_SETTLE: dict[str, Callable[[ReviewItem, bool, str], None]] = {
+    ReviewKind.TOOL_APPROVAL: _settle,
+    ReviewKind.BUDGET_OVERRUN: _settle_overrun,
+}
+
+
 @receiver(review_item_decided, dispatch_uid="agents.approval_decided")
 def _approval_decided(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
-    if item.kind != ReviewKind.TOOL_APPROVAL or item.subject_type != STEP_SUBJECT:
+    if item.kind not in _SETTLE or item.subject_type != STEP_SUBJECT:
         return
     approved = item.status == ReviewStatus.APPROVED
     # Everyone whose decision made the outcome: both approvers of a critical call, or the one who rejected.
@@ -294,15 +345,15 @@ def _approval_decided(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
     ]
     who = " and ".join(f"{d.decider_label} ({d.decider_roles})" for d in deciding) or "a person"
     comments = "; ".join(d.comment for d in deciding if d.comment)
-    _settle(
+    _SETTLE[item.kind](
         item, approved, f"{'approved' if approved else 'rejected'} by {who}" + (f": {comments}" if comments else "")
     )
 
 
 @receiver(review_item_expired, dispatch_uid="agents.approval_expired")
 def _approval_expired(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
-    if item.kind == ReviewKind.TOOL_APPROVAL and item.subject_type == STEP_SUBJECT:
-        _settle(item, False, "the approval expired before anyone decided: expiry denies")
+    if item.kind in _SETTLE and item.subject_type == STEP_SUBJECT:
+        _SETTLE[item.kind](item, False, "the approval expired before anyone decided: expiry denies")
 
 
 # --- compensation -------------------------------------------------------------------------------------------------

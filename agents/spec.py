@@ -70,6 +70,18 @@ AGENT_SCHEMA: dict[str, Any] = {
                 "wall_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
             },
         },
+        "escalation": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "budget_overrun": {
+                    "enum": ["fail", "review"],
+                    "default": "fail",
+                    "description": "When a budget would be exceeded. fail: the run fails. review: it waits for a "
+                    "person in the review queue, who may grant that budget once more.",
+                },
+            },
+        },
         "grants": {
             "type": "array",
             "items": {

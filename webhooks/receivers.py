@@ -58,8 +58,12 @@ def _approval(item: ReviewItem, event: str) -> None:
     _send(event, data, owners=[requester] if requester else [], deciders=True)
 
 
+# What a run waits for a person about: a tool call, or more budget.
+RUN_APPROVALS = (ReviewKind.TOOL_APPROVAL, ReviewKind.BUDGET_OVERRUN)
+
+
 def _review_item_opened(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
-    if item.kind == ReviewKind.TOOL_APPROVAL:
+    if item.kind in RUN_APPROVALS:
         _approval(item, WebhookEvent.APPROVAL_REQUESTED)
     elif item.kind == ReviewKind.HANDOVER and item.subject_type == CONVERSATION_SUBJECT:
         # Sent while the conversation is being escalated, before it is saved: its reason is the item's.
@@ -71,7 +75,7 @@ def _review_item_opened(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
 
 
 def _review_item_settled(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
-    if item.kind == ReviewKind.TOOL_APPROVAL:
+    if item.kind in RUN_APPROVALS:
         _approval(item, WebhookEvent.APPROVAL_DECIDED)
 
 

@@ -59,7 +59,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = ["id", "agent", "version", "label", "status", "input", "result", "error", "requested_by",
                   "idempotency_key", "correlation_id", "origin", "steps_used", "tokens_used", "cost_used",
-                  "cancel_requested", "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "budget_extensions", "cancel_requested", "created_at", "started_at", "finished_at"]  # fmt: skip
 
 
 class RunDetailSerializer(RunSerializer):

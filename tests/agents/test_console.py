@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -61,11 +62,13 @@ def test_an_approver_sees_the_run_so_far_and_approves_with_edited_arguments(
     assert "first draft" in page  # the proposed arguments, editable
     assert 'name="_edit"' in page
 
-    with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(_item_page(item), {
-            "digest": item.digest, "comment": "shorter", "arguments": '{"message": "final"}', "_edit": "1",
-        })  # fmt: skip
-    assert response.status_code == 302
+    with transaction.atomic():  # the resume is enqueued after commit: captured, never sent (the test advances)
+        with django_capture_on_commit_callbacks(execute=False) as enqueued:
+            response = client.post(_item_page(item), {
+                "digest": item.digest, "comment": "shorter", "arguments": '{"message": "final"}', "_edit": "1",
+            })  # fmt: skip
+        connection.run_on_commit.clear()
+    assert (response.status_code, len(enqueued)) == (302, 1)
     item.refresh_from_db()
     assert item.status == ReviewStatus.APPROVED
     assert AuditEvent.objects.filter(action="agent.approval.edited", actor_label=decider.username).exists()
@@ -130,3 +133,26 @@ def test_an_operator_cancels_a_parked_run_from_its_page(client: Client, parked: 
     parked.refresh_from_db()
     assert parked.status == RunStatus.CANCELLED
     assert ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL).status == ReviewStatus.WITHDRAWN
+
+
+def test_a_budget_overrun_opens_on_the_run_and_the_budget_and_an_approval_lets_the_run_go_on(
+    client: Client, editor: User, approver: User, operator: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    agent_spec = spec(NOTE_SCRIPT, budgets={"steps": 1}, escalation={"budget_overrun": "review"})
+    release_agent(editor, approver, "frugal-noter", agent_spec)
+    run = start_run(django_capture_on_commit_callbacks, operator, "frugal-noter", {"message": "restock"})
+    runtime.advance(run.pk, OWNER)
+    item = ReviewItem.objects.get(kind=ReviewKind.BUDGET_OVERRUN)
+    client.force_login(approver)
+    page = client.get(_item_page(item)).content.decode()
+    assert reverse("admin:agents_run_change", args=[run.pk]) in page
+    assert "its steps budget is 1 (1 used). Approving grants 1 more, once; rejecting ends the run." in page
+    assert 'name="_edit"' not in page  # nothing to edit: the budget granted is the agent's own
+
+    with transaction.atomic():  # the resume is enqueued after commit: captured, never sent
+        with django_capture_on_commit_callbacks(execute=False) as enqueued:
+            response = client.post(_item_page(item), {"digest": item.digest, "comment": "go on", "_approve": "1"})
+        connection.run_on_commit.clear()
+    assert (response.status_code, len(enqueued)) == (302, 1)
+    run.refresh_from_db()
+    assert (run.status, run.budget_extensions) == (RunStatus.QUEUED, {"steps": 1})

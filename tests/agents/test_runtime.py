@@ -19,10 +19,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import providers, runtime, services
-from agents.models import Run, RunStatus, Step, StepKind, StepStatus
+from agents.models import DemoAlert, Run, RunStatus, Step, StepKind, StepStatus
 from audit.context import Actor
 from audit.models import AuditEvent
-from config.errors import Conflict
+from config.errors import Conflict, NotAllowed
 from governance import services as governance_services
 from governance.demo import released
 from governance.guardrails import POLICY_KIND
@@ -163,9 +163,10 @@ def changed(path: list[Any], value: Any) -> dict[str, Any]:
         (changed(["script", 0, "call"], "unit.wire"), "script[0].call", "'unit.wire', which is not granted"),
         ({k: v for k, v in VALID.items() if k != "script"}, "script", "A scripted model needs a script."),
         (changed(["model"], {"provider": "openai", "name": "gpt"}), "script", "Only the scripted provider"),
+        (changed(["escalation"], {"budget_overrun": "ask"}), "escalation.budget_overrun", "is not one of"),
     ],
     ids=["unknown-tool", "granted-twice", "approval-when", "constraint", "expires-at", "script-when",
-         "script-arguments", "answer-template", "ungranted-call", "no-script", "script-for-openai"],
+         "script-arguments", "answer-template", "ungranted-call", "no-script", "script-for-openai", "escalation"],
 )  # fmt: skip
 def test_an_invalid_agent_spec_is_refused_at_the_path_of_its_mistake(
     synced: None, agent_spec: dict[str, Any], path: str, message: str
@@ -539,6 +540,128 @@ def test_time_spent_waiting_for_a_person_does_not_count_against_wall_time(
     assert run.status == RunStatus.SUCCEEDED, run.error
 
 
+# --- budget overruns in the review queue ---------------------------------------------------------------------------
+
+REVIEW_OVERRUNS = {"budget_overrun": "review"}
+NOTE_THEN_ANSWER = [{"call": "unit.note", "arguments": {"message": "'restock'"}}, {"answer": "noted"}]
+
+
+def decide_now(actor: User, item: ReviewItem, decision: str, comment: str = "") -> None:
+    """Decide in a transaction of its own; the resume it enqueues after commit is dropped (the test advances)."""
+    with transaction.atomic():
+        governance_services.review_decide(actor=actor, item=item, decision=decision, digest=item.digest,
+                                          comment=comment)  # fmt: skip
+        connection.run_on_commit.clear()
+
+
+def overrun_item() -> ReviewItem:
+    return ReviewItem.objects.get(kind=ReviewKind.BUDGET_OVERRUN, status=ReviewStatus.PENDING)
+
+
+def test_a_budget_overrun_under_review_waits_for_a_person_who_may_grant_the_budget_once_more(
+    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    django_capture_on_commit_callbacks: Capture,
+) -> None:  # fmt: skip
+    unit_agent("frugal", NOTE_THEN_ANSWER, budgets={"steps": 1}, escalation=REVIEW_OVERRUNS)
+    run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    # The model call used the one step; the tool call would be the second: it waits, proposed, not called.
+    assert (run.status, run.steps_used, notes()) == (RunStatus.AWAITING_APPROVAL, 1, [])
+    assert [step.status for step in tool_steps(run)] == [StepStatus.PROPOSED]
+    item = overrun_item()
+    assert item.reason == "The step budget (1) would be exceeded, before a tool call: approving grants 1 more."
+    assert (item.payload["budget"], item.payload["limit"], item.payload["extension"]) == ("steps", 1, 1)
+    assert item.requested_by == operator
+    [asked] = run.steps.filter(kind=StepKind.APPROVAL)
+    assert (asked.status, asked.review) == (StepStatus.AWAITING_APPROVAL, item)
+    assert events(run, "agent.budget.overrun")[0].details["budget"] == "steps"
+
+    with pytest.raises(NotAllowed):  # not by whoever started the run
+        decide_now(operator, item, "approve")
+    decide_now(approver, item, "approve")
+    run.refresh_from_db()
+    assert (run.status, run.budget_extensions) == (RunStatus.QUEUED, {"steps": 1})
+    assert events(run, "agent.budget.extended")[0].details["extension"] == 1
+
+    runtime.advance(run.pk, OWNER)  # the tool is called (step 2); the answer would be step 3: asked again
+    run.refresh_from_db()
+    assert (run.status, notes()) == (RunStatus.AWAITING_APPROVAL, ["restock"])
+    assert overrun_item().reason.startswith("The step budget (2) would be exceeded, before a model call")
+    decide_now(approver, overrun_item(), "approve")
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert (run.status, run.result, run.steps_used) == (RunStatus.SUCCEEDED, {"answer": "noted"}, 3)
+    assert run.budget_extensions == {"steps": 2}
+    assert notes() == ["restock"]  # called once
+    assert [s.status for s in run.steps.filter(kind=StepKind.APPROVAL)] == [StepStatus.SUCCEEDED] * 2
+
+
+def test_a_refused_budget_overrun_fails_the_run_and_the_call_is_never_made(
+    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    django_capture_on_commit_callbacks: Capture,
+) -> None:  # fmt: skip
+    unit_agent("frugal", NOTE_THEN_ANSWER, budgets={"steps": 1}, escalation=REVIEW_OVERRUNS)
+    run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
+    runtime.advance(run.pk, OWNER)
+    decide_now(approver, overrun_item(), "reject", "one step is enough")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    who = f"{approver.username} (Approver)"
+    assert run.error == f"Budget: the step budget (1) would be exceeded; rejected by {who}: one step is enough."
+    [call] = tool_steps(run)
+    assert (call.status, call.error) == (StepStatus.DENIED, "not called: more steps budget was refused")
+    assert notes() == []
+    assert events(run, "agent.budget.refused")[0].details["budget"] == "steps"
+    assert events(run, "agent.run.failed")[0].details["error"] == run.error
+
+
+def test_a_budget_overrun_is_decided_through_the_review_api_but_not_by_whoever_started_the_run(
+    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    django_capture_on_commit_callbacks: Capture, api_as: Callable[[User], APIClient],
+) -> None:  # fmt: skip
+    unit_agent("frugal", NOTE_THEN_ANSWER, budgets={"steps": 1}, escalation=REVIEW_OVERRUNS)
+    run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
+    runtime.advance(run.pk, OWNER)
+    item = overrun_item()
+    listed = api_as(approver).get("/api/reviews/", {"kind": "budget_overrun"}).json()["results"]
+    assert [(entry["id"], entry["kind"]) for entry in listed] == [(item.pk, "budget_overrun")]
+    decide = {"decision": "approve", "digest": item.digest}
+    user_role_assign(actor=Actor.system("tests"), user=operator, role=Role.APPROVER)  # may decide, but not this
+    refused = api_as(operator).post(f"/api/reviews/{item.pk}/decide/", decide, format="json")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "self_review")
+    with transaction.atomic():  # the resume is enqueued after commit: captured, never sent (the test advances)
+        with django_capture_on_commit_callbacks(execute=False) as enqueued:
+            decided = api_as(approver).post(f"/api/reviews/{item.pk}/decide/", decide, format="json")
+        connection.run_on_commit.clear()
+    assert (decided.status_code, decided.json()["status"], len(enqueued)) == (200, "approved", 1)
+    run.refresh_from_db()
+    assert (run.status, run.budget_extensions) == (RunStatus.QUEUED, {"steps": 1})
+    detail = api_as(operator).get(f"/api/runs/{run.pk}/").json()
+    assert detail["budget_extensions"] == {"steps": 1}
+    assert [s["status"] for s in detail["steps"] if s["kind"] == "approval"] == ["succeeded"]
+
+
+def test_an_unanswered_wall_time_overrun_expires_and_the_run_times_out(
+    unit_agent: Callable[..., str], operator: User, committed: None, django_capture_on_commit_callbacks: Capture
+) -> None:
+    unit_agent("dawdler", [{"answer": "hi"}], budgets={"steps": 5, "wall_seconds": 60}, escalation=REVIEW_OVERRUNS)
+    run = start_run(django_capture_on_commit_callbacks, operator, "dawdler", {})
+    Run.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(seconds=61))
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    assert overrun_item().payload["budget"] == "wall_seconds"
+
+    assert governance_services.review_items_expire(now=timezone.now() + dt.timedelta(days=2)) == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.TIMED_OUT
+    assert run.error == (
+        "Budget: the wall-time budget (60 s) ran out; the approval expired before anyone decided: expiry denies."
+    )
+    assert not run.steps.filter(kind=StepKind.LLM_CALL).exists()
+
+
 # --- tools that fail --------------------------------------------------------------------------------------------
 
 
@@ -587,8 +710,11 @@ def test_planning_that_fails_after_a_tool_call_keeps_its_result_and_the_run_resu
     with pytest.raises(RuntimeError, match="planning broke"):
         runtime.advance(run.pk, "worker-a")
     [first] = tool_steps(run)
-    assert (first.status, first.result) == (StepStatus.SUCCEEDED, {"note_id": first.result["note_id"]})
     assert notes() == ["first"]
+    assert (first.status, first.result) == (
+        StepStatus.SUCCEEDED,
+        {"note_id": DemoAlert.objects.get(message="first").pk},
+    )
     assert [event.details["tool"] for event in events(run, "agent.tool.succeeded")] == ["unit.note"]
 
     Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))

@@ -80,6 +80,7 @@ def spec(
     autonomy: str = "autonomous",
     budgets: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
+    escalation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An agent spec: the scripted model unless ``model`` is given; every tool the script calls is granted."""
     called = [entry["call"] for entry in script or [] if "call" in entry]
@@ -92,6 +93,8 @@ def spec(
     }
     if script is not None:
         result["script"] = script
+    if escalation is not None:
+        result["escalation"] = escalation
     return result
 
 
