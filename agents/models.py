@@ -153,6 +153,7 @@ class StepKind(models.TextChoices):
     LLM_CALL = "llm_call", "model call"
     TOOL_CALL = "tool_call", "tool call"
     GUARDRAIL = "guardrail", "guardrail"
+    MEMORY = "memory", "memory"
     APPROVAL = "approval", "approval"
     MESSAGE = "message", "message"
     ERROR = "error", "error"

@@ -3,7 +3,8 @@
 * ``scripted``: deterministic and offline. The agent version's ``script`` is a list of entries, each a tool
   ``call`` (arguments are CEL expressions) or an ``answer`` (a template whose ``{{ ... }}`` parts are CEL), with an
   optional ``when`` condition. Expressions see ``input`` (the run's input), ``results`` (every tool result so far,
-  in order; a denied or failed call gives ``{"error": ...}``) and ``last`` (the latest result, or null). Each call
+  in order; a denied or failed call gives ``{"error": ...}``), ``last`` (the latest result, or null) and ``memory``
+  (what the run remembers of earlier runs: ``{"run", "finished_at", "input", "answer"}`` each, newest first). Each call
   takes the next entry whose ``when`` holds; where it is in the script travels in the assistant message.
 * ``openai``: the official SDK against any server speaking the Chat Completions protocol (OpenAI, Azure OpenAI,
   vLLM, Ollama, llama.cpp server), by ``base_url`` and a key read from the environment variable the model names.
@@ -92,7 +93,8 @@ class ScriptedProvider:
         except ValueError:
             run_input = {"text": user.get("content")}
         results = [json.loads(m["content"]) for m in messages if m.get("role") == "tool"]
-        facts = {"input": run_input, "results": results, "last": results[-1] if results else None}
+        memory: list[Any] = next((m["meta"]["memory"] for m in messages if "memory" in (m.get("meta") or {})), [])
+        facts = {"input": run_input, "results": results, "last": results[-1] if results else None, "memory": memory}
         prompt_tokens = estimate_tokens(json.dumps(list(messages)))
         while position < len(script):
             entry = script[position]

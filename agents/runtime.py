@@ -59,8 +59,8 @@ SETTLED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.DENIED, StepStatu
 RISKY = (Risk.HIGH, Risk.CRITICAL)
 PENDING = (StepStatus.EXECUTING, StepStatus.PROPOSED)
 # The steps the model's messages are made of (see ``conversation``).
-IN_CONVERSATION_KINDS = (StepKind.GUARDRAIL, StepKind.LLM_CALL, StepKind.TOOL_CALL)
-IN_CONVERSATION = Q(kind__in=[StepKind.GUARDRAIL, StepKind.LLM_CALL]) | (
+IN_CONVERSATION_KINDS = (StepKind.GUARDRAIL, StepKind.MEMORY, StepKind.LLM_CALL, StepKind.TOOL_CALL)
+IN_CONVERSATION = Q(kind__in=[StepKind.GUARDRAIL, StepKind.MEMORY, StepKind.LLM_CALL]) | (
     Q(kind=StepKind.TOOL_CALL, status__in=SETTLED) & ~Q(call_id="")
 )
 # What others may change on a run while a worker holds its lease (see ``_locked``): a cancellation, or the lease.
@@ -381,34 +381,75 @@ def context(run: Run) -> Context:
 
 def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
     """The messages for the model, made of the run's committed steps: those the runtime keeps in memory while it
-    holds the run, else one query of what the messages are made of."""
-    memory = _memory(run)
+    holds the run, else one query of what the messages are made of: the instructions, what the run remembers of
+    earlier runs (see ``_recall``), the input (as the input guardrails left it), then the model's turns and the
+    tool results."""
+    held = _memory(run)
     steps: Iterable[tuple[str, str, str, Any, Any, str]] = (
         (
             (step.kind, step.status, step.call_id, step.detail, step.result, step.error)
-            for step in memory.steps
+            for step in held.steps
             if step.kind in IN_CONVERSATION_KINDS
         )
-        if memory is not None and memory.steps is not None
+        if held is not None and held.steps is not None
         else Step.objects.filter(IN_CONVERSATION, run_id=run.pk)
         .order_by("seq")
         .values_list("kind", "status", "call_id", "detail", "result", "error")
     )
     run_input = run.input
     messages: list[dict[str, Any]] = [{"role": "system", "content": ctx.spec["instructions"]}]
+    asked = False  # the run's input is in
+
+    def ask() -> None:
+        messages.append({"role": "user", "content": json.dumps(run_input, ensure_ascii=False)})
+
     for kind, status, call_id, detail, result, error in steps:
         if kind == StepKind.GUARDRAIL and "input" in detail:
             run_input = detail["input"]
+        elif kind == StepKind.MEMORY and detail["runs"]:
+            messages.append({"role": "system", "content": REMEMBERED + json.dumps(detail["runs"], ensure_ascii=False),
+                             "meta": {"memory": detail["runs"]}})  # fmt: skip
         elif kind == StepKind.LLM_CALL:
-            if len(messages) == 1:
-                messages.append({"role": "user", "content": json.dumps(run_input, ensure_ascii=False)})
+            if not asked:
+                ask()
+                asked = True
             messages.append(detail["message"])
         elif kind == StepKind.TOOL_CALL and call_id and status in SETTLED:
             content = result if status == StepStatus.SUCCEEDED else {"error": error}
             messages.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(content)})
-    if len(messages) == 1:
-        messages.append({"role": "user", "content": json.dumps(run_input, ensure_ascii=False)})
+    if not asked:
+        ask()
     return messages
+
+
+REMEMBERED = "What you remember of earlier runs, newest first (their input and your answer):\n"
+
+
+def _recall(run: Run, ctx: Context) -> None:
+    """What the run remembers, by the agent's memory scope: the input (as its input guardrails left it) and the
+    answer of the latest succeeded runs of the agent, of any version: none; those started by the same user or API
+    client (``requester``); or all (``agent``). Recorded once, as a ``memory`` step, before the first model call, so
+    the conversation is the same however often it is rebuilt."""
+    memory = ctx.spec.get("memory") or {}
+    scope = memory.get("scope", "none")
+    if scope == "none":
+        return
+    earlier = Run.objects.filter(agent_id=run.agent_id, status=RunStatus.SUCCEEDED).exclude(pk=run.pk)
+    if scope == "requester":
+        earlier = earlier.filter(requested_by_id=run.requested_by_id)
+    rows = list(earlier.order_by("-finished_at").values_list("pk", "input", "result", "finished_at")[
+        : memory.get("runs", 5)
+    ])  # fmt: skip
+    masked = dict(
+        Step.objects.filter(run_id__in=[pk for pk, *_ in rows], kind=StepKind.GUARDRAIL, detail__has_key="input")
+        .values_list("run_id", "detail__input")
+    )  # fmt: skip
+    runs = [{"run": str(pk), "finished_at": finished.isoformat() if finished else "", "input": masked.get(pk, asked),
+             "answer": (result or {}).get("answer", "")} for pk, asked, result, finished in rows]  # fmt: skip
+    detail = {"scope": scope, "runs": runs, "text": f"remembered {len(runs)} earlier run(s)"}
+    step = _add_step(run, StepKind.MEMORY, StepStatus.SUCCEEDED, detail=detail)
+    audit_record(actor=run_actor(run), action="agent.memory.recalled", target=step,
+                 details={"scope": scope, "runs": [entry["run"] for entry in runs]})  # fmt: skip
 
 
 def _tool_schemas(run: Run, ctx: Context) -> list[dict[str, Any]]:
@@ -572,6 +613,7 @@ def _decide(run: Run) -> Plan:
         stop = _input_guardrails(run, ctx)
         if stop:
             return STOP
+        _recall(run, ctx)
     llm, overrun = _model_call(run, ctx)
     if overrun is not None:
         return _over_budget(run, ctx, overrun, before="a model call")
@@ -584,8 +626,8 @@ def _pending(steps: list[Step]) -> Step | None:
 
 
 def _no_model_call_yet(steps: list[Step]) -> bool:
-    """No model call and no guardrail step yet: the input guardrails are still to be run."""
-    return not any(step.kind in (StepKind.LLM_CALL, StepKind.GUARDRAIL) for step in steps)
+    """No model call, guardrail or memory step yet: the input guardrails are still to be run, and memory recalled."""
+    return not any(step.kind in (StepKind.LLM_CALL, StepKind.GUARDRAIL, StepKind.MEMORY) for step in steps)
 
 
 def _model_call(run: Run, ctx: Context) -> tuple[Plan, Overrun | None]:

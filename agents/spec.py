@@ -70,6 +70,19 @@ AGENT_SCHEMA: dict[str, Any] = {
                 "wall_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
             },
         },
+        "memory": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scope"],
+            "properties": {
+                "scope": {
+                    "enum": ["none", "requester", "agent"],
+                    "description": "What a run remembers of earlier runs of the agent: nothing; the runs started "
+                    "by the same user or API client; or every run.",
+                },
+                "runs": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+            },
+        },
         "escalation": {
             "type": "object",
             "additionalProperties": False,

@@ -164,9 +164,11 @@ def changed(path: list[Any], value: Any) -> dict[str, Any]:
         ({k: v for k, v in VALID.items() if k != "script"}, "script", "A scripted model needs a script."),
         (changed(["model"], {"provider": "openai", "name": "gpt"}), "script", "Only the scripted provider"),
         (changed(["escalation"], {"budget_overrun": "ask"}), "escalation.budget_overrun", "is not one of"),
+        (changed(["memory"], {"scope": "forever"}), "memory.scope", "is not one of"),
     ],
     ids=["unknown-tool", "granted-twice", "approval-when", "constraint", "expires-at", "script-when",
-         "script-arguments", "answer-template", "ungranted-call", "no-script", "script-for-openai", "escalation"],
+         "script-arguments", "answer-template", "ungranted-call", "no-script", "script-for-openai", "escalation",
+         "memory"],
 )  # fmt: skip
 def test_an_invalid_agent_spec_is_refused_at_the_path_of_its_mistake(
     synced: None, agent_spec: dict[str, Any], path: str, message: str
@@ -437,6 +439,74 @@ def test_an_output_policy_that_redacts_changes_the_answer(
     assert (guardrail.detail["checkpoint"], guardrail.detail["effect"]) == ("output", "redact")
     assert message.detail == {"text": "Write to Bob at [EMAIL] today."}
     assert "bob@example.com" not in json.dumps([step.detail for step in run.steps.exclude(kind=StepKind.LLM_CALL)])
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+CLERK = [
+    {"when": "size(memory) == 0", "answer": "{{ input.item }}: nothing remembered"},
+    {"answer": "{{ input.item }}: {{ size(memory) }} remembered, the last {{ memory[0].input.item }}"},
+]
+
+
+def test_a_run_remembers_the_latest_runs_of_its_requester_newest_first(
+    unit_agent: Callable[..., str], run_to_rest: Callable[..., Run], make_user: Callable[..., User],
+    django_capture_on_commit_callbacks: Capture,
+) -> None:  # fmt: skip
+    unit_agent("clerk", CLERK, memory={"scope": "requester", "runs": 2})
+    answers = [run_to_rest("clerk", {"item": item}).result for item in ("tea", "milk", "sugar", "salt")]
+    assert answers == [{"answer": "tea: nothing remembered"}, {"answer": "milk: 1 remembered, the last tea"},
+                       {"answer": "sugar: 2 remembered, the last milk"},
+                       {"answer": "salt: 2 remembered, the last sugar"}]  # fmt: skip
+    last = Run.objects.get(input={"item": "salt"})
+    [recalled] = last.steps.filter(kind=StepKind.MEMORY)
+    assert [(entry["input"], entry["answer"]) for entry in recalled.detail["runs"]] == [
+        ({"item": "sugar"}, "sugar: 2 remembered, the last milk"),
+        ({"item": "milk"}, "milk: 1 remembered, the last tea"),
+    ]
+    assert recalled.seq == 1  # before the first model call, recorded once
+    assert events(last, "agent.memory.recalled")[0].details == {
+        "scope": "requester", "runs": [entry["run"] for entry in recalled.detail["runs"]],
+    }  # fmt: skip
+    remembered = runtime.conversation(last, runtime.context(last))[1]
+    assert remembered["role"] == "system"
+    assert remembered["content"].startswith(runtime.REMEMBERED)
+    assert "sugar: 2 remembered" in remembered["content"]
+
+    # Another requester's run remembers nothing of these.
+    other = make_user("olga-operator", Role.OPERATOR)
+    run = start_run(django_capture_on_commit_callbacks, other, "clerk", {"item": "pepper"})
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.result == {"answer": "pepper: nothing remembered"}
+
+
+def test_an_agent_wide_memory_spans_requesters_and_keeps_inputs_as_the_guardrails_masked_them(
+    unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run],
+    make_user: Callable[..., User], django_capture_on_commit_callbacks: Capture,
+) -> None:  # fmt: skip
+    policy("no-emails-in", checkpoint="input", condition="pii_found", effect="redact", redact=["email"])
+    unit_agent("town-crier", CLERK, memory={"scope": "agent"})
+    first = run_to_rest("town-crier", {"item": "a note for ann@example.com"})
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    other = make_user("olga-operator", Role.OPERATOR)
+    run = start_run(django_capture_on_commit_callbacks, other, "town-crier", {"item": "bread"})
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.result == {"answer": "bread: 1 remembered, the last a note for [EMAIL]"}
+    [recalled] = run.steps.filter(kind=StepKind.MEMORY)
+    assert "ann@example.com" not in json.dumps(recalled.detail)
+
+
+def test_without_a_memory_scope_a_run_remembers_nothing(
+    unit_agent: Callable[..., str], run_to_rest: Callable[..., Run]
+) -> None:
+    unit_agent("goldfish", CLERK)
+    assert run_to_rest("goldfish", {"item": "tea"}).result == {"answer": "tea: nothing remembered"}
+    run = run_to_rest("goldfish", {"item": "milk"})
+    assert run.result == {"answer": "milk: nothing remembered"}
+    assert not run.steps.filter(kind=StepKind.MEMORY).exists()
+    assert events(run, "agent.memory.recalled") == []
 
 
 # --- budgets ----------------------------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ def spec(
     budgets: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     escalation: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An agent spec: the scripted model unless ``model`` is given; every tool the script calls is granted."""
     called = [entry["call"] for entry in script or [] if "call" in entry]
@@ -95,6 +96,8 @@ def spec(
         result["script"] = script
     if escalation is not None:
         result["escalation"] = escalation
+    if memory is not None:
+        result["memory"] = memory
     return result
 
 
