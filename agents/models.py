@@ -138,6 +138,10 @@ class Run(models.Model):
             models.Index(fields=["requested_by", "-created_at"], name="run_requester_idx"),
             # The console's list, newest first (its order, with the key as the tie-breaker the admin adds).
             models.Index(fields=["-created_at", "-id"], name="run_created_idx"),
+            # What a run remembers (``runtime._recall``): an agent's latest succeeded runs.
+            models.Index(
+                fields=["agent", "-finished_at"], condition=models.Q(status="succeeded"), name="run_memory_idx"
+            ),
         ]
         permissions = [
             ("start_run", "Can start agent runs"),
