@@ -32,7 +32,7 @@ import inspect
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -49,7 +49,7 @@ from agents.signals import run_finished
 from agents.spec import parse_expiry
 from audit.context import Actor, audit_context
 from audit.services import audit_record
-from governance import policies, selectors
+from governance import detectors, policies, selectors
 from governance.guardrails import guardrail_check
 from governance.models import GovernedObject, ReviewKind, Risk
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
@@ -649,8 +649,6 @@ def _input_guardrails(run: Run, ctx: Context) -> bool:
         return False
     detail: dict[str, Any] = {"checkpoint": "input", **decision.as_dict()}
     if decision.effect == "redact":
-        from governance import detectors
-
         kinds = [kind for kind in decision.redact if kind in detectors.KINDS]
         redacted = detectors.redact(text, detectors.detect(text, kinds), kinds)
         detail["input"] = json.loads(redacted) if _is_json(redacted) else {"text": redacted}
@@ -739,6 +737,17 @@ def _check_tool_call(run: Run, ctx: Context, step: Step) -> Plan:
         return _deny(
             run, step, "denied by policy: " + "; ".join(decision.reasons), detail={"guardrail": decision.as_dict()}
         )
+    masked = _masked(step.arguments, decision.redact) if decision.redact else step.arguments
+    if masked != step.arguments:  # what the tool gets, the approver sees and the trail records: masked
+        step.arguments = masked
+        step.detail = {**step.detail, "raw_arguments": json.dumps(masked, ensure_ascii=False)[:4000],
+                       "redacted": list(decision.redact)}  # fmt: skip
+        step.save(update_fields=["arguments", "detail"])
+        try:
+            tools.validate_arguments(tool.parameters, masked)
+        except tools.ToolFailure as failure:
+            return _deny(run, step, f"once masked by policy, the arguments no longer fit the tool: {failure}")
+        facts = _facts(run, ctx, tool, masked)
     reasons: list[str] = []
     if decision.effect in ("require_approval", "escalate"):
         reasons.append("policy: " + "; ".join(decision.reasons))
@@ -758,6 +767,17 @@ def _check_tool_call(run: Run, ctx: Context, step: Step) -> Plan:
     if reasons:
         return _park(run, step, tool, "; ".join(reasons))
     return _start_execution(run, ctx, step)
+
+
+def _masked(value: Any, kinds: Sequence[str]) -> Any:
+    """``value`` with the personal data of ``kinds`` masked in every string in it (``[EMAIL]``, ...)."""
+    if isinstance(value, str):
+        return detectors.redact(value, detectors.detect(value, kinds), kinds)
+    if isinstance(value, list):
+        return [_masked(item, kinds) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item, kinds) for key, item in value.items()}
+    return value
 
 
 def approval_payload(run: Run, step: Step, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -903,8 +923,6 @@ def _answer(run: Run, ctx: Context, text: str) -> None:
         )
         return
     if decision.effect == "redact":
-        from governance import detectors
-
         kinds = [kind for kind in decision.redact if kind in detectors.KINDS]
         text = detectors.redact(text, detectors.detect(text, kinds), kinds)
         _add_step(run, StepKind.GUARDRAIL, StepStatus.SUCCEEDED, detail={"checkpoint": "output", **decision.as_dict()})

@@ -375,6 +375,27 @@ def test_an_action_policy_that_denies_stops_the_tool_call(
     assert notes() == ["public"]
 
 
+def test_an_action_policy_that_redacts_masks_what_the_tool_gets_the_approver_sees_and_the_trail_records(
+    unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run]
+) -> None:
+    policy("mask-emails", checkpoint="action", condition="pii_found", effect="redact", redact=["email"])
+    unit_agent("scribe", NOTE_SCRIPT)
+    run = run_to_rest("scribe", {"message": "write to ann@example.com"})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert notes() == ["write to [EMAIL]"]
+    [step] = tool_steps(run)
+    assert (step.arguments, step.detail["redacted"]) == ({"message": "write to [EMAIL]"}, ["email"])
+    assert events(run, "agent.tool.executing")[0].details["arguments"] == {"message": "write to [EMAIL]"}
+    tool_side = [event.details for event in events(run, "agent.tool.executing") + events(run, "agent.tool.succeeded")]
+    assert "ann@example.com" not in json.dumps([step.arguments, step.detail, step.result, tool_side])
+
+    unit_agent("careful-scribe", NOTE_SCRIPT, grants=[{"tool": "unit.note", "approval": "always"}])
+    parked = run_to_rest("careful-scribe", {"message": "call ann@example.com"})
+    assert parked.status == RunStatus.AWAITING_APPROVAL
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL, status=ReviewStatus.PENDING)
+    assert item.payload["arguments"] == {"message": "call [EMAIL]"}
+
+
 def test_an_action_policy_that_requires_approval_parks(
     unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run]
 ) -> None:
