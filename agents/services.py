@@ -194,9 +194,13 @@ def _cancel(*, actor: Actor, who: str, run: Run, reason: str) -> Run:
 # --- approvals ----------------------------------------------------------------------------------------------------
 
 
+RUN_APPROVALS = (ReviewKind.TOOL_APPROVAL, ReviewKind.BUDGET_OVERRUN)  # what a run waits for a person about
+
+
 def approval_step(item: ReviewItem) -> Step:
-    if item.kind != ReviewKind.TOOL_APPROVAL or item.subject_type != STEP_SUBJECT:
-        raise NotFound("That review item is not a tool approval.")
+    """The step a run's approval is about: a tool call, or the ``approval`` step of a budget overrun."""
+    if item.kind not in RUN_APPROVALS or item.subject_type != STEP_SUBJECT:
+        raise NotFound("That review item is not a run's approval.")
     return Step.objects.select_related("run", "run__agent", "run__version", "tool").get(pk=item.subject_id)
 
 
@@ -205,8 +209,8 @@ def approval_decide(
     *, actor: User, item: ReviewItem, decision: str, digest: str, comment: str = "",
     arguments: dict[str, Any] | None = None,
 ) -> ReviewItem:  # fmt: skip
-    """Approve, reject, or approve with edited arguments (``edit``). Bound to the digest of what was shown; an
-    edit re-binds the item to the new arguments, so approvals given to the old ones no longer count."""
+    """Approve, reject, or approve a tool call with edited arguments (``edit``). Bound to the digest of what was
+    shown; an edit re-binds the item to the new arguments, so approvals given to the old ones no longer count."""
     item = ReviewItem.objects.select_for_update().get(pk=item.pk)
     step = approval_step(item)
     if decision not in ("approve", "reject", "edit"):

@@ -10,6 +10,7 @@ inside the transaction that sent the signal, so the deliveries commit (and are s
 from typing import Any
 
 from agents.models import Run, Step
+from agents.services import RUN_APPROVALS
 from agents.signals import run_finished
 from governance.models import ReviewItem, ReviewKind
 from governance.signals import review_item_decided, review_item_expired, review_item_opened
@@ -56,10 +57,6 @@ def _approval(item: ReviewItem, event: str) -> None:
                          "tool": item.payload.get("tool", ""), "question": item.payload.get("question", ""),
                          "due_at": _time(item.due_at), "decided_at": _time(item.decided_at)}}  # fmt: skip
     _send(event, data, owners=[requester] if requester else [], deciders=True)
-
-
-# What a run waits for a person about: a tool call, or more budget.
-RUN_APPROVALS = (ReviewKind.TOOL_APPROVAL, ReviewKind.BUDGET_OVERRUN)
 
 
 def _review_item_opened(sender: Any, item: ReviewItem, **kwargs: Any) -> None:

@@ -20,7 +20,7 @@ from config.permissions import has_perms
 from governance import selectors
 from governance.api.serializers import ReviewItemSerializer
 from governance.api.views import GovernedViewSet, request_user, validated
-from governance.models import ReviewItem, ReviewKind
+from governance.models import ReviewItem
 
 
 class AgentViewSet(GovernedViewSet):
@@ -100,14 +100,14 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Tool approvals: the review queue's items of kind tool_approval."""
+    """What runs wait for a person about: the review queue's items of kind tool_approval and budget_overrun."""
 
     serializer_class = ReviewItemSerializer
     permission_classes = [has_perms("governance.view_reviewitem")]
-    filterset_fields = ["status", "risk"]
+    filterset_fields = ["kind", "status", "risk"]
 
     def get_queryset(self) -> QuerySet[ReviewItem]:
-        return ReviewItem.objects.filter(kind=ReviewKind.TOOL_APPROVAL).prefetch_related("decisions")
+        return ReviewItem.objects.filter(kind__in=services.RUN_APPROVALS).prefetch_related("decisions")
 
     def retrieve(self, request: Request, pk: str) -> Response:
         """The approval, with the run's timeline so far; decide with the digest shown here."""
@@ -121,8 +121,8 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=s.ApprovalDecideSerializer, responses=ReviewItemSerializer)
     @action(detail=True, methods=["post"], permission_classes=[has_perms("governance.decide_reviewitem")])
     def decide(self, request: Request, pk: str) -> Response:
-        """Approve, reject, or approve with edited arguments (edit). Never your own request; critical tools need
-        two approvers; the decision is bound to the digest you were shown."""
+        """Approve, reject, or approve a tool call with edited arguments (edit). Never your own request; critical
+        tools need two approvers; the decision is bound to the digest you were shown."""
         data = validated(s.ApprovalDecideSerializer, request)
         item = services.approval_decide(actor=request_user(request), item=get_object_or_404(self.get_queryset(), pk=pk),
                                         **data)  # fmt: skip

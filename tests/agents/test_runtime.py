@@ -707,7 +707,7 @@ def test_a_refused_budget_overrun_fails_the_run_and_the_call_is_never_made(
     assert events(run, "agent.run.failed")[0].details["error"] == run.error
 
 
-def test_a_budget_overrun_is_decided_through_the_review_api_but_not_by_whoever_started_the_run(
+def test_a_budget_overrun_is_an_approval_of_the_api_decided_by_anyone_but_whoever_started_the_run(
     unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
     django_capture_on_commit_callbacks: Capture, api_as: Callable[[User], APIClient],
 ) -> None:  # fmt: skip
@@ -715,15 +715,24 @@ def test_a_budget_overrun_is_decided_through_the_review_api_but_not_by_whoever_s
     run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
     runtime.advance(run.pk, OWNER)
     item = overrun_item()
-    listed = api_as(approver).get("/api/reviews/", {"kind": "budget_overrun"}).json()["results"]
+    listed = api_as(approver).get("/api/approvals/", {"kind": "budget_overrun"}).json()["results"]
     assert [(entry["id"], entry["kind"]) for entry in listed] == [(item.pk, "budget_overrun")]
-    decide = {"decision": "approve", "digest": item.digest}
+    pending = api_as(approver).get("/api/reviews/", {"status": "pending"}).json()["results"]
+    assert [entry["id"] for entry in pending] == [item.pk]  # the review queue has it too
+    shown = api_as(approver).get(f"/api/approvals/{item.pk}/").json()
+    assert (shown["digest"], shown["run"]["id"], shown["payload"]["budget"]) == (item.digest, str(run.pk), "steps")
+
+    url = f"/api/approvals/{item.pk}/decide/"
+    edit = {"decision": "edit", "digest": item.digest, "arguments": {"steps": 100}}
+    not_editable = api_as(approver).post(url, edit, format="json")
+    assert (not_editable.status_code, not_editable.json()["error"]["code"]) == (409, "not_editable")
+    approve = {"decision": "approve", "digest": item.digest}
     user_role_assign(actor=Actor.system("tests"), user=operator, role=Role.APPROVER)  # may decide, but not this
-    refused = api_as(operator).post(f"/api/reviews/{item.pk}/decide/", decide, format="json")
+    refused = api_as(operator).post(url, approve, format="json")
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "self_review")
     with transaction.atomic():  # the resume is enqueued after commit: captured, never sent (the test advances)
         with django_capture_on_commit_callbacks(execute=False) as enqueued:
-            decided = api_as(approver).post(f"/api/reviews/{item.pk}/decide/", decide, format="json")
+            decided = api_as(approver).post(url, approve, format="json")
         connection.run_on_commit.clear()
     assert (decided.status_code, decided.json()["status"], len(enqueued)) == (200, "approved", 1)
     run.refresh_from_db()
