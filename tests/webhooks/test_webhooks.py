@@ -1,7 +1,7 @@
 """Webhooks against a real HTTP receiver on loopback: registration (the secret shown once, bad input, private
 hosts for Admins only), signatures checked with the verification snippet of docs/webhooks.md, the five events fired
-by real actions on a real Celery worker, retries with exponential backoff, replays from the API and the console,
-isolation between clients, and the HTTP tools that share the pinned-address request.
+by real actions on a real Celery worker (a budget overrun among them), retries with exponential backoff, replays
+from the API and the console, isolation between clients, and the HTTP tools that share the pinned-address request.
 
 The receiver is a threaded ``http.server`` in this process: it records every request and answers with the
 statuses it is told to (500 twice, then 200, ...). Endpoints on loopback need ``allow_private``, so an Admin
@@ -540,6 +540,44 @@ def test_the_five_events_reach_whoever_may_see_them(
     # Each delivery shares the correlation id of the action that caused it.
     finished = WebhookDelivery.objects.get(event="run.finished")
     assert str(finished.correlation_id) == run["correlation_id"]
+
+
+@pytest.mark.usefixtures("celery_worker")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_a_budget_overrun_is_announced_as_an_approval_and_its_refusal_as_the_run_failing(
+    api_as: Clients, admin: User, editor: User, approver: User, operator: User, receiver: Receiver,
+    verify: Callable[..., bool], tmp_path: Path,
+) -> None:  # fmt: skip
+    tools_sync(actor=Actor.system("tests"))
+    frugal = {**AGENT, "budgets": {"steps": 1}, "escalation": {"budget_overrun": "review"},
+              "grants": [{"tool": "test.append"}]}  # fmt: skip
+    released(editor, [approver], "agent", "frugal", "Frugal", frugal)
+    secret = register(api_as(admin), operator, receiver.url_for(operator))["secret"]
+    lines = tmp_path / "lines"
+    run = api_as(operator).post("/api/agents/frugal/runs/", {"input": {"path": str(lines), "text": "hello"}},
+                                format="json").json()  # fmt: skip
+    wait_for_requests(receiver, 1)  # the worker parked the run before the tool call: a person is asked
+    item = ReviewItem.objects.get(kind=ReviewKind.BUDGET_OVERRUN, status=ReviewStatus.PENDING)
+    approval = api_as(approver).get(f"/api/approvals/{item.pk}/").json()
+    refused = api_as(approver).post(f"/api/approvals/{item.pk}/decide/",
+                                    {"decision": "reject", "digest": approval["digest"]}, format="json")  # fmt: skip
+    assert refused.status_code == 200, refused.json()
+    wait_for_requests(receiver, 3)
+
+    bodies = {body["event"]: body["data"] for body in (assert_signed(got, secret, verify)
+                                                        for got in receiver.received_by(operator))}  # fmt: skip
+    requested = bodies["approval.requested"]["approval"]
+    assert requested == {**requested, "id": item.pk, "kind": "budget_overrun", "status": "pending",
+                         "run": run["id"], "tool": "", "question": "budget_overrun"}  # fmt: skip
+    assert requested["reason"].startswith("The step budget (1) would be exceeded, before a tool call")
+    assert bodies["approval.decided"]["approval"]["status"] == "rejected"
+    finished = bodies["run.finished"]["run"]
+    assert (finished["status"], finished["error"]) == (
+        "failed",
+        f"Budget: the step budget (1) would be exceeded; rejected by {approver.username} (Approver).",
+    )
+    assert not lines.exists()  # the tool was never called
 
 
 @pytest.mark.usefixtures("celery_worker")
