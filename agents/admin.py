@@ -164,8 +164,8 @@ class RunAdmin(LargeTableAdmin, ReadOnly):
     list_defer = ("input", "result", "policy_versions", "agent__draft", "version__spec", "version__checks")
     change_form_template = "admin/agents/run_change_form.html"
     fields = ("agent", "version_number", "label", "status", "requested_by", "origin", "input_pretty", "result_pretty",
-              "error", "steps_used", "tokens_used", "cost_used", "correlation_id", "created_at", "started_at",
-              "finished_at", "timeline")  # fmt: skip
+              "error", "steps_used", "tokens_used", "cost_used", "budget_extensions", "correlation_id", "created_at",
+              "started_at", "finished_at", "timeline")  # fmt: skip
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:

@@ -156,3 +156,6 @@ def test_a_budget_overrun_opens_on_the_run_and_the_budget_and_an_approval_lets_t
     assert (response.status_code, len(enqueued)) == (302, 1)
     run.refresh_from_db()
     assert (run.status, run.budget_extensions) == (RunStatus.QUEUED, {"steps": 1})
+    run_page = client.get(reverse("admin:agents_run_change", args=[run.pk])).content.decode()
+    assert "Budget extensions:" in run_page
+    assert "{&quot;steps&quot;: 1}" in run_page  # what the approver granted, on the run's page
