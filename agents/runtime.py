@@ -354,10 +354,9 @@ class Context:
         """The agent's budgets, with what people granted this run on top."""
         budgets = dict(self.spec.get("budgets") or {})
         for name, extra in self.extensions.items():
-            if name == "cost":
-                budgets[name] = float(Decimal(str(budgets[name])) + Decimal(str(extra)))
-            elif name in budgets:
-                budgets[name] += extra
+            if name in budgets:
+                total = Decimal(str(budgets[name])) + Decimal(str(extra))
+                budgets[name] = float(total) if name == "cost" else int(total)
         return budgets
 
     @property
@@ -525,8 +524,10 @@ def _over_time(run: Run, ctx: Context) -> Overrun | None:
 
 def _over_budget(run: Run, ctx: Context, overrun: Overrun, *, before: str) -> Plan:
     """Stop before a call that would exceed a budget: the run fails (ends ``timed_out`` for wall time); or, when the
-    agent's escalation policy says ``review``, it waits for a person, who may grant that budget once more."""
-    if not ctx.reviews_overruns:
+    agent's escalation policy says ``review``, it waits for a person, who may grant that budget once more (a budget
+    of 0 cannot be granted again: it fails)."""
+    extension = ctx.spec["budgets"][overrun.budget]
+    if not ctx.reviews_overruns or not extension:
         _error_step(run, overrun.reason if overrun.budget == "wall_seconds" else f"stopped before {before}: "
                     f"{overrun.reason}")  # fmt: skip
         if overrun.budget == "wall_seconds":
@@ -534,7 +535,6 @@ def _over_budget(run: Run, ctx: Context, overrun: Overrun, *, before: str) -> Pl
         else:
             _finish(run, RunStatus.FAILED, error=f"Budget: {overrun.reason}.")
         return STOP
-    extension = ctx.spec["budgets"][overrun.budget]
     asked = f"{overrun.reason}, before {before}: approving grants {extension:g} more"
     step = _add_step(run, StepKind.APPROVAL, StepStatus.AWAITING_APPROVAL,
                      detail={"budget": overrun.budget, "extension": extension, "reason": overrun.reason,

@@ -742,6 +742,17 @@ def test_a_budget_overrun_is_an_approval_of_the_api_decided_by_anyone_but_whoeve
     assert [s["status"] for s in detail["steps"] if s["kind"] == "approval"] == ["succeeded"]
 
 
+def test_a_zero_budget_is_not_sent_for_review_as_there_is_nothing_to_grant_again(
+    unit_agent: Callable[..., str], run_to_rest: Callable[..., Run]
+) -> None:
+    priced = {"provider": "scripted", "name": "unit-script", "pricing": {"input_per_1k": 0.01}}
+    unit_agent("free", [{"answer": "hi"}], budgets={"steps": 5, "cost": 0}, model=priced, escalation=REVIEW_OVERRUNS)
+    run = run_to_rest("free")
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("Budget: the cost budget (0) would be exceeded")
+    assert not ReviewItem.objects.filter(kind=ReviewKind.BUDGET_OVERRUN).exists()
+
+
 def test_an_unanswered_wall_time_overrun_expires_and_the_run_times_out(
     unit_agent: Callable[..., str], operator: User, committed: None, django_capture_on_commit_callbacks: Capture
 ) -> None:
