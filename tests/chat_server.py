@@ -1,5 +1,6 @@
-"""A real HTTP server on loopback speaking the Chat Completions protocol, for the tests of everything that
-calls an OpenAI-compatible model (agent runs, persona phrasing). No network is used."""
+"""A real HTTP server on loopback speaking a model API (the Chat Completions protocol, or the Messages protocol as
+the Anthropic tests set it up), for the tests of everything that calls a model (agent runs, persona phrasing), and
+what the provider tests send it (``MESSAGES``, ``ECHO_TOOL``, ``model``, ``complete``). No network is used."""
 
 import json
 import threading
@@ -11,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from agents import providers
 
 
 @dataclass
@@ -109,3 +112,39 @@ def completion(
     if usage:
         body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
     return Reply(body=body)
+
+
+# --- what the provider tests send -----------------------------------------------------------------------------------
+
+MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": '{"text": "hi"}'},
+]
+ECHO_TOOL: dict[str, Any] = {
+    "name": "unit.echo",
+    "description": "Say the text back.",
+    "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+}
+
+
+def model(provider: str, server: ModelServer, *, key_variable: str, **extra: Any) -> dict[str, Any]:
+    """An agent version's ``model`` for ``provider`` against ``server``, its key read from ``key_variable``."""
+    return {"provider": provider, "name": "test-model", "base_url": server.base_url, "api_key_env": key_variable,
+            **extra}  # fmt: skip
+
+
+def complete(
+    provider: str,
+    server: ModelServer,
+    *,
+    key_variable: str,
+    messages: list[dict[str, Any]] = MESSAGES,
+    tools: list[dict[str, Any]] | None = None,
+    timeout: float = 5,
+    **extra: Any,
+) -> providers.Completion:
+    """One call of ``provider`` against ``server``, as the runtime makes it."""
+    return providers.get_provider(provider).complete(
+        model=model(provider, server, key_variable=key_variable, **extra), messages=messages, tools=tools or [],
+        timeout=timeout, script=[],
+    )  # fmt: skip

@@ -4,6 +4,7 @@ blocks, max_tokens), how answers and tool calls come back, which failures are wo
 the missing package; then a whole run driven in-process (``runtime.advance``) with such a model.
 """
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,17 +16,15 @@ from django.contrib.auth.models import User
 from agents import providers, runtime, services
 from agents.models import Run, RunStatus, StepKind, StepStatus
 from audit.context import Actor
+from tests import chat_server
 from tests.agents.unit_tools import release_agent, spec, start_run
-from tests.chat_server import ModelServer, Reply, Request, serving
+from tests.chat_server import ECHO_TOOL, MESSAGES, ModelServer, Reply, Request, serving
 
 KEY_VARIABLE = "TEST_ANTHROPIC_KEY"
 KEY = "sk-ant-test-loopback"
 OWNER = "test-owner"
-ECHO_TOOL = {
-    "name": "unit.echo",
-    "description": "Say the text back.",
-    "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
-}
+model = functools.partial(chat_server.model, "anthropic", key_variable=KEY_VARIABLE)
+complete = functools.partial(chat_server.complete, "anthropic", key_variable=KEY_VARIABLE)
 
 
 def messages_server() -> ModelServer:
@@ -79,30 +78,6 @@ def sent_key(request: Request) -> str:
 
 def error(status: int, kind: str, text: str) -> Reply:
     return Reply(status, {"type": "error", "error": {"type": kind, "message": text}})
-
-
-def model(server: ModelServer, **extra: Any) -> dict[str, Any]:
-    return {"provider": "anthropic", "name": "test-model", "base_url": server.base_url, "api_key_env": KEY_VARIABLE,
-            **extra}  # fmt: skip
-
-
-MESSAGES: list[dict[str, Any]] = [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": '{"text": "hi"}'},
-]
-
-
-def complete(
-    server: ModelServer,
-    *,
-    messages: list[dict[str, Any]] = MESSAGES,
-    tools: list[dict[str, Any]] | None = None,
-    timeout: float = 5,
-    **extra: Any,
-) -> providers.Completion:
-    return providers.AnthropicProvider().complete(
-        model=model(server, **extra), messages=messages, tools=tools or [], timeout=timeout, script=[]
-    )
 
 
 # --- the provider -----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ what it sends, how it reads answers and tool calls, which failures are worth a r
 in-process (``runtime.advance``) with such a model, including tool calls the runtime must refuse.
 """
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -15,17 +16,15 @@ from agents import providers, runtime, services
 from agents.models import Run, RunStatus, StepKind, StepStatus
 from audit.context import Actor
 from audit.models import AuditEvent
+from tests import chat_server
 from tests.agents.unit_tools import notes, release_agent, spec, start_run
-from tests.chat_server import ModelServer, Reply, completion
+from tests.chat_server import ECHO_TOOL, MESSAGES, ModelServer, Reply, completion
 
 KEY_VARIABLE = "TEST_LLM_KEY"
 KEY = "sk-test-loopback"
 OWNER = "test-owner"
-ECHO_TOOL = {
-    "name": "unit.echo",
-    "description": "Say the text back.",
-    "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
-}
+model = functools.partial(chat_server.model, "openai", key_variable=KEY_VARIABLE)
+complete = functools.partial(chat_server.complete, "openai", key_variable=KEY_VARIABLE)
 
 
 @pytest.fixture
@@ -41,30 +40,6 @@ def tool_call(call_id: str, wire_name: str, arguments: str) -> dict[str, Any]:
 
 def error(status: int, message: str) -> Reply:
     return Reply(status, {"error": {"message": message, "type": "test_error", "code": None}})
-
-
-def model(server: ModelServer, **extra: Any) -> dict[str, Any]:
-    return {"provider": "openai", "name": "test-model", "base_url": server.base_url, "api_key_env": KEY_VARIABLE,
-            **extra}  # fmt: skip
-
-
-MESSAGES: list[dict[str, Any]] = [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": '{"text": "hi"}'},
-]
-
-
-def complete(
-    server: ModelServer,
-    *,
-    messages: list[dict[str, Any]] = MESSAGES,
-    tools: list[dict[str, Any]] | None = None,
-    timeout: float = 5,
-    **extra: Any,
-) -> providers.Completion:
-    return providers.OpenAIProvider().complete(
-        model=model(server, **extra), messages=messages, tools=tools or [], timeout=timeout, script=[]
-    )
 
 
 # --- the provider -----------------------------------------------------------------------------------------------
