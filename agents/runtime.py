@@ -479,7 +479,6 @@ def _cost(ctx: Context, input_tokens: int, output_tokens: int) -> Decimal:
 @dataclass(frozen=True)
 class Plan:
     kind: str  # "stop" | "next" | "llm" | "tool"
-    step_id: int | None = None
     messages: tuple[dict[str, Any], ...] = ()  # "llm": the conversation so far
     tools: tuple[dict[str, Any], ...] = ()  # "llm": the tools the model is offered
     step: Step | None = field(default=None, compare=False)  # "tool": the step to perform, its tool loaded
@@ -826,7 +825,7 @@ def _start_execution(run: Run, ctx: Context, step: Step) -> Plan:
     audit_record(actor=run_actor(run), action="agent.tool.executing", target=step,
                  details={"tool": step.tool.name if step.tool else "", "arguments": step.arguments,
                           "idempotency_key": step.idempotency_key})  # fmt: skip
-    return Plan("tool", step_id=step.pk, step=step)
+    return Plan("tool", step=step)
 
 
 def _recover(run: Run, step: Step) -> Plan:
@@ -838,11 +837,11 @@ def _recover(run: Run, step: Step) -> Plan:
         step.save(update_fields=["detail"])
         details = {"tool": step.tool.name, "idempotency_key": step.idempotency_key, "approved": True}
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step, details=details)
-        return Plan("tool", step_id=step.pk, step=step)
+        return Plan("tool", step=step)
     if step.tool.idempotent:
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step,
                      details={"tool": step.tool.name, "idempotency_key": step.idempotency_key})  # fmt: skip
-        return Plan("tool", step_id=step.pk, step=step)
+        return Plan("tool", step=step)
     return _park(
         run, step, step.tool,
         f"A worker stopped while {step.tool.name} (not idempotent) was running: it may or may not have happened. "
