@@ -35,6 +35,8 @@ class GovernedObject(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Everyone whose words are in the draft and not yet in an approved version: they may not approve or release it.
+    draft_authors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
 
     class Meta:
         ordering = ["kind", "slug"]
@@ -61,6 +63,8 @@ class Version(models.Model):
     spec = models.JSONField()
     checksum = models.CharField(max_length=64)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Whoever wrote any part of it that no approved version had: its submitter and every editor of its draft.
+    authors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     note = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=VersionStatus.choices, default=VersionStatus.PENDING)
     checks = models.JSONField(default=list, blank=True)
