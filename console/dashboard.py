@@ -19,6 +19,7 @@ from django.utils import timezone
 from console import selectors
 from console.api import METRICS_PERMISSIONS, MetricsSerializer
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
+from governance.selectors import own_work
 from personas.models import Conversation
 from personas.services import REPLY_PERMISSION
 
@@ -43,7 +44,7 @@ def _review_row(item: ReviewItem, user: User, now: dt.datetime) -> ReviewRow:
         if user.has_perm(REPLY_PERMISSION) and item.subject_type == Conversation._meta.label_lower:
             conversation = reverse("admin:personas_conversation_change", args=[item.subject_id])
             return ReviewRow(item, url, overdue, "Answer", conversation)
-    elif user.has_perm("governance.decide_reviewitem") and item.requested_by_id != user.pk:
+    elif user.has_perm("governance.decide_reviewitem") and not own_work(user, item):
         return ReviewRow(item, url, overdue, "Decide", url)
     return ReviewRow(item, url, overdue)
 

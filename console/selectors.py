@@ -423,10 +423,13 @@ class ReviewQueue:
 
 
 def review_queue(*, now: dt.datetime, limit: int = 10) -> ReviewQueue:
-    """The oldest pending review items, and how many are pending and overdue. Two queries."""
+    """The oldest pending review items (with their versions' authors, who may not decide them), and how many are
+    pending and overdue. Three queries."""
     pending = ReviewItem.objects.filter(status=ReviewStatus.PENDING)
     counts = pending.aggregate(pending=Count("pk"), overdue=Count("pk", filter=Q(due_at__lt=now)))
-    items = list(pending.order_by("created_at", "pk")[:limit])
+    items = list(
+        pending.select_related("version").prefetch_related("version__authors").order_by("created_at", "pk")[:limit]
+    )
     return ReviewQueue(items=items, pending=counts["pending"], overdue=counts["overdue"])
 
 

@@ -551,7 +551,7 @@ class ReviewItemAdmin(ReadOnly):
             request.user.has_perm("governance.decide_reviewitem")
             and not answered_at
             and item.status == ReviewStatus.PENDING
-            and item.requested_by_id != request.user.pk
+            and not selectors.own_work(request.user, item)
         )
         editable = page.editable(item) if page.editable and can_decide else None
         shown_digest = selectors.review_digest(item)
@@ -585,7 +585,7 @@ class ReviewItemAdmin(ReadOnly):
             "editable": editable is not None,
             "answered_at": answered_at,
             "details": page.details(item) if page.details else "",
-            "own_request": item.requested_by_id == request.user.pk,
+            "own_request": selectors.own_work(request.user, item),
             "shown_digest": shown_digest,
         }
         return super().change_view(request, object_id, form_url, extra_context=extra)

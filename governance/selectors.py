@@ -36,6 +36,16 @@ def versions_diff(old: Version | None, new: Version) -> dict[str, Any]:
     }
 
 
+def own_work(user: Any, item: ReviewItem) -> bool:
+    """Whether ``user`` asked for ``item`` or wrote any part of the version it reviews: then someone else decides.
+
+    The one definition of separation of duties for review items (the services refuse, the console hides the
+    buttons)."""
+    if item.requested_by_id == user.pk:
+        return True
+    return item.version is not None and any(author.pk == user.pk for author in item.version.authors.all())
+
+
 def review_shown(item: ReviewItem) -> dict[str, Any]:
     """Exactly what a decider is shown: the item's payload and, for a configuration review, which version
     the diff is against. Released labels move, so this is computed when shown, not stored."""

@@ -160,6 +160,7 @@ def governed_object_create(*, actor: User, kind: str, slug: str, name: str, draf
     obj = GovernedObject.objects.create(
         kind=kind, slug=slug, name=name, draft=draft, created_by=actor, draft_updated_by=actor
     )
+    obj.draft_authors.add(actor)
     audit_record(actor=audit_actor(actor), action=f"governance.{kind}.created", target=obj, details={"name": name})
     return obj
 
@@ -180,6 +181,7 @@ def draft_update(
     if changed:
         obj.draft_updated_at, obj.draft_updated_by = timezone.now(), actor
         obj.save(update_fields=[*changed, "draft_updated_at", "draft_updated_by"])
+        obj.draft_authors.add(actor)
         audit_record(
             actor=audit_actor(actor),
             action=f"governance.{obj.kind}.draft_updated",
@@ -223,6 +225,7 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         note=note,
         checks=results,
     )
+    version.authors.set([*obj.draft_authors.all(), actor])
     payload = {
         "kind": obj.kind,
         "slug": obj.slug,
@@ -348,8 +351,11 @@ def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, 
             "A hand-over is not approved or rejected: answer the conversation, then hand it back or close it.",
             code="handover",
         )
-    if item.requested_by_id == actor.pk:
-        raise NotAllowed("You cannot review your own request: someone else has to decide it.", code="self_review")
+    if selectors.own_work(actor, item):
+        raise NotAllowed(
+            "You cannot review your own request or a version you wrote part of: someone else has to decide it.",
+            code="self_review",
+        )
     if item.due_at < timezone.now():
         raise Conflict(f"This review expired at {item.due_at:%Y-%m-%d %H:%M} UTC: expiry denies.", code="expired")
     if digest != selectors.review_digest(item):
@@ -408,6 +414,9 @@ def _version_settle(version: Version, outcome: str, when: dt.datetime) -> None:
     }[ReviewStatus(outcome)]
     version.status, version.decided_at = status, when
     version.save(update_fields=["status", "decided_at"])
+    obj = version.object
+    if status == VersionStatus.APPROVED and obj.draft_authors.exists() and spec_checksum(obj.draft) == version.checksum:
+        obj.draft_authors.clear()  # everything in the draft is approved now; later edits start a new authorship
     audit_record(
         actor=current_actor() or Actor.system("governance"),
         action=f"governance.{version.object.kind}.version_{status}",
@@ -470,6 +479,12 @@ def _apply_moves(*, actor: User, kind: str, note: str, moves: Sequence[Move], re
                 raise Conflict(
                     f"{move.version} is {move.version.get_status_display()}: only approved versions can be released.",
                     fields={f"moves[{index}].version": ["Not approved."]},
+                )
+            if kind == ReleaseKind.RELEASE and move.version.authors.filter(pk=actor.pk).exists():
+                raise NotAllowed(
+                    f"You wrote part of {move.version}: someone who did not write it has to release it.",
+                    code="own_work",
+                    fields={f"moves[{index}].version": ["You wrote part of this version."]},
                 )
     labels = {}
     for index, move in enumerate(moves):
