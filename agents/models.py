@@ -91,6 +91,14 @@ FINISHED_RUN_STATUSES = (
 )
 
 
+class RunOutcome(models.TextChoices):
+    """What a finished run achieved, apart from how it ended (``agents.outcomes`` decides it; docs/metrics.md)."""
+
+    COMPLETED = "completed", "completed"
+    NOT_COMPLETED = "not_completed", "not completed"
+    ESCALATED = "escalated", "escalated"
+
+
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey(GovernedObject, on_delete=models.PROTECT, related_name="runs")
@@ -106,6 +114,15 @@ class Run(models.Model):
     input = models.JSONField(default=dict)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # NULL, not "": an unfinished run has no outcome yet, which is not one of the outcomes (the API says null).
+    outcome = models.CharField(  # noqa: DJ001
+        max_length=20,
+        choices=RunOutcome.choices,
+        null=True,
+        blank=True,
+        help_text="What the run achieved, set as it finishes; empty while it is not finished.",
+    )
+    outcome_reason = models.CharField(max_length=500, blank=True, help_text="Why the run has that outcome.")
     steps_used = models.PositiveIntegerField(default=0)
     tokens_used = models.PositiveIntegerField(default=0)
     cost_used = models.DecimalField(max_digits=12, decimal_places=6, default=0)

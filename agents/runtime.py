@@ -43,7 +43,7 @@ from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from agents import http_tools, providers, tools
+from agents import http_tools, outcomes, providers, tools
 from agents.models import Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
 from agents.signals import run_finished
 from agents.spec import parse_expiry
@@ -51,7 +51,7 @@ from audit.context import Actor, audit_context
 from audit.services import audit_record
 from governance import detectors, policies, selectors
 from governance.guardrails import guardrail_check
-from governance.models import GovernedObject, ReviewKind, Risk
+from governance.models import GovernedObject, ReviewItem, ReviewKind, ReviewStatus, Risk
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
 from governance.services import review_item_open
 
@@ -63,6 +63,8 @@ IN_CONVERSATION_KINDS = (StepKind.GUARDRAIL, StepKind.MEMORY, StepKind.LLM_CALL,
 IN_CONVERSATION = Q(kind__in=[StepKind.GUARDRAIL, StepKind.MEMORY, StepKind.LLM_CALL]) | (
     Q(kind=StepKind.TOOL_CALL, status__in=SETTLED) & ~Q(call_id="")
 )
+# The steps a run's outcome is decided from (see ``_finish``).
+OUTCOME_KINDS = (StepKind.TOOL_CALL, StepKind.APPROVAL, StepKind.GUARDRAIL)
 # What others may change on a run while a worker holds its lease (see ``_locked``): a cancellation, or the lease.
 VOLATILE_RUN_FIELDS = ("status", "lease_owner", "lease_expires_at", "cancel_requested")
 
@@ -277,19 +279,54 @@ def _release(run: Run, status: str) -> None:
     _save(run, "status", "lease_owner", "lease_expires_at", "updated_at")
 
 
+# What ``_finish`` writes on the run.
+FINISH_FIELDS = ("result", "error", "finished_at", "status", "lease_owner", "lease_expires_at", "updated_at")
+
+
 def _finish(run: Run, status: str, *, result: Any = None, error: str = "") -> None:
+    """End the run with ``status``, and its outcome (``agents.outcomes``) decided in the same transaction."""
+    answer = result.get("answer") if isinstance(result, dict) else None
+    decided = outcomes.decide(status=status, steps=_outcome_facts(run), answer=answer, error=error)
     run.result, run.error, run.finished_at = result, error, timezone.now()
     run.status, run.lease_owner, run.lease_expires_at, run.updated_at = status, "", None, timezone.now()
-    _save(run, "result", "error", "finished_at", "status", "lease_owner", "lease_expires_at", "updated_at")
+    run.outcome, run.outcome_reason = decided.outcome, decided.reason
+    _save(run, *FINISH_FIELDS, "outcome", "outcome_reason")
     _flush(run)  # written before the end is announced
     audit_record(
         actor=run_actor(run),
         action=f"agent.run.{status}",
         target=run,
         correlation_id=run.correlation_id,
-        details={"error": error, "steps": run.steps_used, "tokens": run.tokens_used, "cost": str(run.cost_used)},
+        details={
+            "error": error,
+            "steps": run.steps_used,
+            "tokens": run.tokens_used,
+            "cost": str(run.cost_used),
+            **decided.as_details(),
+        },
     )
     run_finished.send(sender=Run, run=run)
+
+
+def roll_back(run: Run) -> None:
+    """Mark a run whose every write was undone ``rolled_back``: whatever it achieved, it is not completed now."""
+    decided = outcomes.decide(status=RunStatus.ROLLED_BACK, steps=())
+    run.status, run.updated_at = RunStatus.ROLLED_BACK, timezone.now()
+    run.outcome, run.outcome_reason = decided.outcome, decided.reason
+    run.save(update_fields=["status", "updated_at", "outcome", "outcome_reason"])
+
+
+def _outcome_facts(run: Run) -> list[outcomes.StepFacts]:
+    """What the outcome rules read of the run's tool calls, approvals and guardrails (the steps the runtime holds,
+    else read), with which of the items they waited for expired."""
+    memory = _memory(run)
+    if memory is not None and memory.steps is not None:
+        steps = [step for step in memory.steps if step.kind in OUTCOME_KINDS]
+    else:
+        steps = list(Step.objects.filter(run_id=run.pk, kind__in=OUTCOME_KINDS).select_related("tool").order_by("seq"))
+    reviews = [step.review_id for step in steps if step.review_id is not None]
+    expired = set(ReviewItem.objects.filter(pk__in=reviews, status=ReviewStatus.EXPIRED).values_list("pk", flat=True))
+    return [outcomes.facts_of(step, expired=step.review_id in expired) for step in steps]
 
 
 # --- steps --------------------------------------------------------------------------------------------------------

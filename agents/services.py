@@ -408,10 +408,10 @@ def _undone_by_hand(item: ReviewItem, undo: Step, run: Run, approved: bool, why:
                  details={"why": why, "review": item.pk})  # fmt: skip
     pending = Step.objects.filter(run=run, compensates__isnull=False, review__status=ReviewStatus.PENDING)
     if approved and run.status != RunStatus.ROLLED_BACK and not _write_steps(run) and not pending.exists():
-        run.status, run.updated_at = RunStatus.ROLLED_BACK, timezone.now()
-        run.save(update_fields=["status", "updated_at"])
+        runtime.roll_back(run)
         audit_record(actor=Actor.system("approvals"), action="agent.run.compensated", target=run,
-                     correlation_id=run.correlation_id, details={"complete": True, "status": run.status})  # fmt: skip
+                     correlation_id=run.correlation_id,
+                     details={"complete": True, "status": run.status, "outcome": run.outcome})  # fmt: skip
 
 
 def compensate(run_id: Any, actor_id: int) -> None:
@@ -468,10 +468,9 @@ def compensate(run_id: Any, actor_id: int) -> None:
     with transaction.atomic(), audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
         run = Run.objects.select_for_update().get(pk=run_id)
         if complete:
-            run.status, run.updated_at = RunStatus.ROLLED_BACK, timezone.now()
-            run.save(update_fields=["status", "updated_at"])
+            runtime.roll_back(run)
         audit_record(actor=audit_actor(actor), action="agent.run.compensated", target=run,
-                     details={"complete": complete, "status": run.status})  # fmt: skip
+                     details={"complete": complete, "status": run.status, "outcome": run.outcome})  # fmt: skip
 
 
 def runs_sweep() -> int:

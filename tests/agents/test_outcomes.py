@@ -1,0 +1,185 @@
+"""A run's outcome, apart from its status.
+
+First the rules alone (``agents.outcomes``, pure functions over step facts), then the demo agents run as a new
+user would try them (``agents/demo.py``, advanced in-process as a worker would): writes all denied, an unknown
+SKU, invalid arguments; each run succeeds, none completes, and ``/api/metrics/`` and ``/api/runs/`` say so.
+"""
+
+from agents.models import RunOutcome, RunStatus, StepKind, StepStatus
+from agents.outcomes import REASON_LENGTH, Outcome, StepFacts, decide, report_of, result_error
+from governance.models import ReviewStatus
+
+COMPLETED, NOT_COMPLETED, ESCALATED = RunOutcome.COMPLETED, RunOutcome.NOT_COMPLETED, RunOutcome.ESCALATED
+
+
+def call(tool: str, status: str = StepStatus.SUCCEEDED, *, write: bool = False, **facts: object) -> StepFacts:
+    return StepFacts(kind=StepKind.TOOL_CALL, status=status, tool=tool, write=write, **facts)  # type: ignore[arg-type]
+
+
+CHECK = call("inventory.check_stock", result={"sku": "SKU-123", "on_hand": 4, "reorder_point": 20})
+PLACED = call("inventory.place_replenishment", write=True, result={"order_id": 1})
+CONSTRAINT = "the arguments break the constraint 'args.quantity <= 10000'"
+DENIED_WRITE = call("inventory.place_replenishment", StepStatus.DENIED, write=True, error=CONSTRAINT)
+UNKNOWN_SKU = call("inventory.check_stock", StepStatus.FAILED, error="LookupError: unknown SKU 'SKU-999'")
+
+
+def succeeded(*steps: StepFacts, answer: str | None = "An answer.") -> Outcome:
+    return decide(status=RunStatus.SUCCEEDED, steps=steps, answer=answer)
+
+
+# --- the record ----------------------------------------------------------------------------------------------------
+
+
+def test_a_succeeded_write_completes_the_run() -> None:
+    assert succeeded(CHECK, PLACED) == Outcome(COMPLETED, "wrote with inventory.place_replenishment")
+
+
+def test_a_read_only_task_completes_with_a_good_result_and_an_answer() -> None:
+    assert succeeded(CHECK) == Outcome(COMPLETED, "read with inventory.check_stock and answered")
+    assert succeeded(CHECK, answer="  ") == Outcome(NOT_COMPLETED, "the run read but gave no answer")
+
+
+def test_writes_all_denied_do_not_complete_the_run() -> None:
+    outcome = succeeded(CHECK, DENIED_WRITE)
+    assert outcome == Outcome(
+        NOT_COMPLETED, f"every write went wrong: inventory.place_replenishment was denied ({CONSTRAINT})"
+    )
+
+
+def test_writes_rejected_or_failed_do_not_complete_the_run() -> None:
+    rejected = call("treasury.execute_hedge", StepStatus.DENIED, write=True, error="rejected by approver (Approver)")
+    failed = call("notify.send_alert", StepStatus.FAILED, write=True, error="timed out after 10 s")
+    outcome = succeeded(rejected, failed)
+    assert outcome.outcome == NOT_COMPLETED
+    assert outcome.reason == (
+        "every write went wrong: treasury.execute_hedge was denied (rejected by approver (Approver)); "
+        "notify.send_alert failed (timed out after 10 s)"
+    )
+
+
+def test_tool_calls_that_all_failed_do_not_complete_the_run() -> None:
+    invalid = call("orders.lookup", StepStatus.DENIED, error="invalid arguments: order_id: 42 is not of type 'string'")
+    assert succeeded(UNKNOWN_SKU) == Outcome(
+        NOT_COMPLETED, "every tool call went wrong: inventory.check_stock failed (LookupError: unknown SKU 'SKU-999')"
+    )
+    assert succeeded(invalid).reason.startswith("every tool call went wrong: orders.lookup was denied (invalid")
+
+
+def test_a_result_with_an_error_is_an_error() -> None:
+    not_found = call("orders.lookup", result={"error": "not found", "order_id": "SO-1"})
+    assert succeeded(not_found) == Outcome(
+        NOT_COMPLETED, "every tool call went wrong: orders.lookup returned an error (not found)"
+    )
+    assert result_error({"error": {"code": 404}}) == '{"code": 404}'
+    assert result_error({"error": ""}) == result_error({"errors": "x"}) == result_error(["error"]) == ""
+
+
+def test_a_run_that_did_nothing_is_not_completed() -> None:
+    assert succeeded() == Outcome(NOT_COMPLETED, "the run called no tool: nothing was done")
+
+
+def test_a_failure_tried_again_successfully_is_resolved_and_one_left_is_not() -> None:
+    bad_json = call("inventory.check_stock", StepStatus.DENIED, error="the arguments were not a JSON object: {sku")
+    assert succeeded(bad_json, CHECK).outcome == COMPLETED
+    alert = call("notify.send_alert", StepStatus.DENIED, write=True, error="the rate limit is used up")
+    assert succeeded(CHECK, PLACED, alert) == Outcome(
+        NOT_COMPLETED, "left unresolved: notify.send_alert was denied (the rate limit is used up)"
+    )
+
+
+def test_undo_steps_are_not_what_the_run_did() -> None:
+    undo = call("inventory.cancel_replenishment", write=True, result={"status": "cancelled"}, compensates=True)
+    assert succeeded(CHECK, DENIED_WRITE, undo).outcome == NOT_COMPLETED
+
+
+# --- how the run ended ----------------------------------------------------------------------------------------------
+
+
+def test_a_run_that_did_not_succeed_is_not_completed_with_its_error() -> None:
+    for status in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT):
+        outcome = decide(status=status, steps=[CHECK, PLACED], error="Budget: the step budget (4) would be exceeded.")
+        assert outcome.outcome == NOT_COMPLETED
+    assert decide(status=RunStatus.TIMED_OUT, steps=[], error="The wall-time budget ran out.").reason == (
+        "the run ended timed out: The wall-time budget ran out."
+    )
+    assert decide(status=RunStatus.ROLLED_BACK, steps=[CHECK, PLACED]) == Outcome(
+        NOT_COMPLETED, "every write it made was undone (rolled back)"
+    )
+
+
+def test_a_budget_overrun_not_granted_escalates() -> None:
+    overrun = StepFacts(
+        kind=StepKind.APPROVAL,
+        status=StepStatus.DENIED,
+        detail={"budget": "steps"},
+        error="rejected by approver (Approver): enough",
+    )
+    outcome = decide(status=RunStatus.FAILED, steps=[CHECK, overrun], error="Budget: ...")
+    assert outcome == Outcome(
+        ESCALATED,
+        "the steps budget overrun went to a person and was not granted: rejected by approver (Approver): enough",
+    )
+    granted = StepFacts(kind=StepKind.APPROVAL, status=StepStatus.SUCCEEDED, detail={"budget": "steps"})
+    assert succeeded(granted, CHECK, PLACED).outcome == COMPLETED
+
+
+def test_an_approval_that_expired_escalates_and_a_rejection_does_not() -> None:
+    expired = call(
+        "treasury.execute_hedge",
+        StepStatus.DENIED,
+        write=True,
+        review_status=ReviewStatus.EXPIRED,
+        error="the approval expired before anyone decided: expiry denies",
+    )
+    assert succeeded(expired) == Outcome(
+        ESCALATED, "the approval of treasury.execute_hedge expired before anyone decided"
+    )
+    rejected = call("treasury.execute_hedge", StepStatus.DENIED, write=True, review_status=ReviewStatus.REJECTED)
+    assert succeeded(rejected).outcome == NOT_COMPLETED
+
+
+def test_a_guardrail_that_escalates_escalates() -> None:
+    guardrail = StepFacts(
+        kind=StepKind.GUARDRAIL,
+        status=StepStatus.DENIED,
+        error="asks for a person",
+        detail={"checkpoint": "input", "effect": "escalate"},
+    )
+    outcome = decide(status=RunStatus.FAILED, steps=[guardrail], error="The input guardrails decided escalate")
+    assert outcome == Outcome(ESCALATED, "the input guardrails escalated: asks for a person")
+    denied = StepFacts(kind=StepKind.GUARDRAIL, status=StepStatus.DENIED, detail={"effect": "deny"})
+    assert decide(status=RunStatus.FAILED, steps=[denied], error="x").outcome == NOT_COMPLETED
+
+
+def test_a_long_reason_is_cut_to_the_column() -> None:
+    many = [call(f"tool.{n}", StepStatus.FAILED, error="x" * 50) for n in range(20)]
+    reason = succeeded(*many).reason
+    assert len(reason) == REASON_LENGTH
+    assert reason.endswith("…")
+
+
+# --- the agent's report ----------------------------------------------------------------------------------------------
+
+
+def test_the_report_is_a_json_object_with_a_known_outcome() -> None:
+    assert report_of('{"outcome": "escalated", "reason": " needs a buyer "}') is not None
+    assert report_of('{"outcome": "escalated", "reason": " needs a buyer "}').reason == "needs a buyer"  # type: ignore[union-attr]
+    for answer in (None, "", "Done.", '{"outcome": "great"}', '["outcome"]', "{not json", '{"result": "completed"}'):
+        assert report_of(answer) is None
+
+
+def test_the_report_may_say_less_was_done() -> None:
+    assert succeeded(CHECK, PLACED, answer='{"outcome": "escalated", "reason": "the supplier wants a call"}') == (
+        Outcome(ESCALATED, "the agent reported it needs a person: the supplier wants a call")
+    )
+    assert succeeded(CHECK, answer='{"outcome": "not_completed", "reason": "the SKU is discontinued"}') == Outcome(
+        NOT_COMPLETED, "the agent reported it did not complete the task: the SKU is discontinued"
+    )
+    assert succeeded(CHECK, PLACED, answer='{"outcome": "completed"}').outcome == COMPLETED
+
+
+def test_the_report_never_upgrades_a_run_that_did_nothing() -> None:
+    outcome = succeeded(UNKNOWN_SKU, answer='{"outcome": "completed", "reason": "all good"}')
+    assert outcome.outcome == NOT_COMPLETED
+    assert outcome.reason.endswith("(the agent reported it completed: the record wins)")
+    assert succeeded(answer='{"outcome": "completed"}').outcome == NOT_COMPLETED
