@@ -155,8 +155,10 @@ def _same_request(run: Run, agent: str, input: dict[str, Any], label: str) -> No
 
 @transaction.atomic
 def run_cancel(*, actor: User, run: Run, reason: str = "") -> Run:
-    """Stop a run: at once when it is queued or waiting for a person, else at its next step boundary."""
-    _require(actor, "agents.cancel_run", "cancel runs")
+    """Stop a run: at once when it is queued or waiting for a person, else at its next step boundary. Whoever
+    started a run may cancel it; anyone else's run needs the permission to cancel runs (Operators)."""
+    if run.requested_by_id != actor.pk:
+        _require(actor, "agents.cancel_run", "cancel runs others started")
     return _cancel(actor=audit_actor(actor), who=actor.get_username(), run=run, reason=reason)
 
 

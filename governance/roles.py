@@ -1,4 +1,5 @@
-"""The six roles of DESIGN.md, as permission patterns over ``app_label.codename``.
+"""The six roles of DESIGN.md, and the Client role of client applications, as permission patterns over
+``app_label.codename``.
 
 Patterns use shell wildcards; a leading ``-`` removes what earlier patterns granted. Later apps add
 models and custom permissions (``submit_*``, ``decide_*``, ``start_run`` ...); the patterns pick them up
@@ -17,6 +18,12 @@ class Role(StrEnum):
     APPROVER = "Approver"
     OPERATOR = "Operator"
     ADMIN = "Admin"
+    # A client application's API user: talks to personas and starts runs (and sees and cancels its own), nothing else.
+    CLIENT = "Client"
+
+
+# Roles of people, who sign in to the console. A Client is an application: API only, never staff.
+CONSOLE_ROLES = frozenset(Role) - {Role.CLIENT}
 
 
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
@@ -49,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "governance.rollback_version",
     ],
     Role.ADMIN: ["*"],
+    Role.CLIENT: ["agents.start_run"],
 }
 
 ROLE_DESCRIPTIONS: dict[Role, str] = {
@@ -58,4 +66,5 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.APPROVER: "decide reviews and approvals, never their own submissions or requests; release and roll back",
     Role.OPERATOR: "start and cancel runs, answer escalated conversations, compensate runs, roll releases back",
     Role.ADMIN: "everything, plus users, roles, tools and grants",
+    Role.CLIENT: "a client application (API only): talk to personas, start runs and see and cancel its own",
 }

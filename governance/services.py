@@ -42,7 +42,7 @@ from governance.models import (
     VersionStatus,
 )
 from governance.registry import get_kind
-from governance.roles import ROLE_PERMISSIONS, Role
+from governance.roles import CONSOLE_ROLES, ROLE_PERMISSIONS, Role
 from governance.signals import review_item_decided, review_item_expired, review_item_opened
 
 # Roles ---------------------------------------------------------------------------------------------
@@ -97,10 +97,11 @@ def user_role_assign(*, actor: Actor, user: User, role: str) -> None:
 
     Recorded as ``auth.user.roles_changed`` by the membership signal, attributed to ``actor``.
     """
-    group = Group.objects.get(name=_role(role).value)
+    chosen = _role(role)
+    group = Group.objects.get(name=chosen.value)
     with audit_context(actor=actor):
         user.groups.add(group)
-    if not user.is_staff:
+    if chosen in CONSOLE_ROLES and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
 

@@ -54,7 +54,8 @@ class RunFilter(filters.FilterSet):
 
 
 class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Runs: a client sees its own; roles that read runs (Viewer and up) see all."""
+    """Runs: a client application sees (and cancels) the runs it started, exactly as it sees its conversations;
+    console roles that read runs (Viewer and up) see all."""
 
     serializer_class = s.RunSerializer
     filterset_class = RunFilter
