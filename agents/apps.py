@@ -32,6 +32,7 @@ class AgentsConfig(AppConfig):
                 title="agent",
                 schema=spec.AGENT_SCHEMA,
                 validators=(spec.validate_agent,),
+                checks=(spec.model_check,),
                 review_risk=Risk.HIGH,
             )
         )

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.models import RunOutcome, RunStatus, SideEffect, Step, StepKind, StepStatus
+from agents.models import RunOutcome, RunStatus, Step, StepKind, StepStatus
 from governance.models import ReviewStatus
 
 REASON_LENGTH = 500  # Run.outcome_reason's max_length
@@ -177,13 +177,13 @@ def _with_report(record: Outcome, report: Report | None) -> Outcome:
     return _outcome(RunOutcome.NOT_COMPLETED, f"the agent reported it did not complete the task{said}")
 
 
-def facts_of(step: Step, *, expired: bool = False) -> StepFacts:
-    """A step's facts (its tool loaded); ``expired``: the review item it waited for expired."""
+def facts_of(step: Step, *, write: bool, expired: bool = False) -> StepFacts:
+    """A step's facts; ``write``: it called a write tool; ``expired``: the review item it waited for expired."""
     return StepFacts(
         kind=step.kind,
         status=step.status,
-        tool=step.tool.name if step.tool else step.detail.get("tool_name", ""),
-        write=step.tool is not None and step.tool.side_effect == SideEffect.WRITE,
+        tool=step.detail.get("tool_name", "") or (step.tool.name if step.tool else ""),
+        write=write,
         error=step.error,
         result=step.result,
         detail=step.detail,

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agents import model_access
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
 
 
@@ -158,7 +159,9 @@ class OpenAIProvider:
     ) -> Completion:  # fmt: skip
         import openai
 
-        key_variable = model.get("api_key_env", "OPENAI_API_KEY")
+        key_variable = model_access.key_variable(model)
+        if refused := model_access.refusal(model):
+            raise ProviderError(refused, retryable=False)
         api_key = os.environ.get(key_variable)
         if not api_key:
             raise ProviderError(f"the environment variable {key_variable} (the API key) is not set", retryable=False)
@@ -239,7 +242,9 @@ class AnthropicProvider:
         except ImportError as error:
             raise ProviderError(ANTHROPIC_MISSING, retryable=False) from error
 
-        key_variable = model.get("api_key_env", "ANTHROPIC_API_KEY")
+        key_variable = model_access.key_variable(model)
+        if refused := model_access.refusal(model):
+            raise ProviderError(refused, retryable=False)
         api_key = os.environ.get(key_variable)
         if not api_key:
             raise ProviderError(f"the environment variable {key_variable} (the API key) is not set", retryable=False)

@@ -44,7 +44,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents import http_tools, outcomes, providers, tools
-from agents.models import Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
+from agents.models import Run, RunStatus, SideEffect, Step, StepKind, StepStatus, Tool, ToolKind
 from agents.signals import run_finished
 from agents.spec import parse_expiry
 from audit.context import Actor, audit_context
@@ -326,7 +326,14 @@ def _outcome_facts(run: Run) -> list[outcomes.StepFacts]:
         steps = list(Step.objects.filter(run_id=run.pk, kind__in=OUTCOME_KINDS).select_related("tool").order_by("seq"))
     reviews = [step.review_id for step in steps if step.review_id is not None]
     expired = set(ReviewItem.objects.filter(pk__in=reviews, status=ReviewStatus.EXPIRED).values_list("pk", flat=True))
-    return [outcomes.facts_of(step, expired=step.review_id in expired) for step in steps]
+    return [
+        outcomes.facts_of(
+            step,
+            write=step.tool is not None and step.tool.side_effect == SideEffect.WRITE,
+            expired=step.review_id in expired,
+        )
+        for step in steps
+    ]
 
 
 # --- steps --------------------------------------------------------------------------------------------------------

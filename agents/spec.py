@@ -9,6 +9,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from agents import model_access
+from governance.checks import CheckResult
 from governance.policies import ConditionError, compile_condition
 
 AUTONOMY = ("observe", "propose", "supervised", "autonomous")
@@ -193,6 +195,9 @@ def validate_agent(spec: Any) -> dict[str, list[str]]:
             errors.setdefault(f"{path}.expires_at", []).append("Write a timestamp like 2027-01-31T18:00:00Z.")
     script = spec.get("script")
     provider = spec["model"]["provider"]
+    if provider != "scripted":
+        for path, messages in model_access.field_errors(spec["model"], "model").items():
+            errors.setdefault(path, []).extend(messages)
     if provider == "scripted" and not script:
         errors.setdefault("script", []).append("A scripted model needs a script.")
     if provider != "scripted" and script:
@@ -207,4 +212,32 @@ def validate_agent(spec: Any) -> dict[str, list[str]]:
             _compile(expression, f"{path}.arguments.{name}", errors)
         for match in _EXPRESSION.finditer(entry.get("answer") or ""):
             _compile(match.group(1), f"{path}.answer", errors)
+    return errors
+
+
+def model_check(spec: dict[str, Any]) -> CheckResult:
+    """The host the agent's model is reached at and the variable its key comes from, for the reviewer."""
+    return model_access.check(spec.get("model"))
+
+
+def script_call_errors(spec: dict[str, Any], parameters: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Field errors of a script's calls against the argument schemas of the tools it calls (``parameters`` by
+    tool name): an argument the schema does not have, a required one the call leaves out. A call the tool would
+    refuse every time is a version that can never work, caught before review rather than at run time."""
+    errors: dict[str, list[str]] = {}
+    for index, entry in enumerate(spec.get("script") or []):
+        schema = parameters.get(entry.get("call", ""))
+        if schema is None:
+            continue
+        given = set(entry.get("arguments") or {})
+        known = set(schema.get("properties") or {})
+        path = f"script[{index}].arguments"
+        if schema.get("additionalProperties") is False:
+            for name in sorted(given - known):
+                expected = ", ".join(sorted(known)) or "none"
+                errors.setdefault(f"{path}.{name}", []).append(
+                    f"{entry['call']} takes no argument {name!r} (its arguments: {expected})."
+                )
+        for name in sorted(set(schema.get("required") or []) - given):
+            errors.setdefault(path, []).append(f"{entry['call']} needs the argument {name!r}, which is not given.")
     return errors

@@ -86,6 +86,10 @@ AGENTS_APPROVAL_HOURS = env_int("AGENTS_APPROVAL_HOURS", 24, minimum=1)
 AGENTS_SWEEP_SECONDS = env_int("AGENTS_SWEEP_SECONDS", 30, minimum=1)
 # Python modules whose @tool functions are registered at start (and synced to the database after migrate).
 AGENTS_TOOL_MODULES = env_list("AGENTS_TOOL_MODULES", ["agents.demo"])
+# Models: the environment variables a model's key may be read from (shell patterns; Steward's own secrets are refused
+# by name whatever these say) and the hosts a model may be reached at (see agents/model_access.py).
+MODEL_KEY_VARIABLES = env_list("MODEL_KEY_VARIABLES", ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MODEL_KEY_*"])
+MODEL_ALLOWED_HOSTS = env_list("MODEL_ALLOWED_HOSTS", ["api.openai.com", "api.anthropic.com"])
 # Encrypts the secret headers of HTTP tools (Fernet). Kept out of the database, like the checkpoint key.
 TOOL_SECRETS_KEY = var_secret("TOOL_SECRETS_KEY", "tool-secrets-key")
 # Webhooks: attempts per delivery before it fails, the wait after the first failed attempt (doubled after each

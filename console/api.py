@@ -31,8 +31,14 @@ class MetricsQuerySerializer(serializers.Serializer):
 class FiguresSerializer(serializers.Serializer):
     runs_started = serializers.IntegerField()
     runs_finished = serializers.IntegerField(help_text="Succeeded, failed, cancelled, timed out or rolled back.")
-    runs_succeeded = serializers.IntegerField()
-    task_completion_rate = serializers.FloatField(allow_null=True, help_text="Succeeded / finished runs (0 to 1).")
+    runs_succeeded = serializers.IntegerField(help_text="Finished with the status succeeded, whatever they achieved.")
+    runs_completed = serializers.IntegerField(help_text="Finished runs whose outcome is completed.")
+    runs_not_completed = serializers.IntegerField(help_text="Finished runs whose outcome is not_completed.")
+    runs_escalated = serializers.IntegerField(help_text="Finished runs whose outcome is escalated.")
+    task_completion_rate = serializers.FloatField(
+        allow_null=True, help_text="Completed / finished runs (0 to 1): outcomes, not statuses."
+    )
+    run_escalation_rate = serializers.FloatField(allow_null=True, help_text="Escalated / finished runs (0 to 1).")
     median_run_resolution_seconds = serializers.FloatField(
         allow_null=True, help_text="Median of finished_at - created_at over finished runs."
     )
@@ -52,7 +58,9 @@ class FiguresSerializer(serializers.Serializer):
     interactions = serializers.IntegerField(help_text="User messages + runs.")
     policy_violations_per_100_interactions = serializers.FloatField(allow_null=True)
     escalated_conversations = serializers.IntegerField(help_text="Conversations handed to a person.")
-    escalation_rate = serializers.FloatField(allow_null=True, help_text="Escalated / started conversations (0 to 1).")
+    escalation_rate = serializers.FloatField(
+        allow_null=True, help_text="Conversations handed to a person / started conversations (0 to 1)."
+    )
     cost = serializers.DecimalField(max_digits=18, decimal_places=6, help_text="Sum of the runs' cost.")
 
 
@@ -83,9 +91,9 @@ class MetricsView(APIView):
 
     @extend_schema(parameters=[MetricsQuerySerializer], responses=MetricsSerializer)
     def get(self, request: Request) -> Response:
-        """Task completion rate, median time to resolution, user satisfaction, policy violations per 100
-        interactions, escalation rate and cost over the last ``days`` days: in total, per day, per agent and per
-        persona. ``docs/console.md`` defines each figure."""
+        """Task completion rate (run outcomes, not statuses), median time to resolution, user satisfaction, policy
+        violations per 100 interactions, escalation rates and cost over the last ``days`` days: in total, per day,
+        per agent and per persona. ``docs/metrics.md`` defines each figure."""
         query = MetricsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         result = selectors.metrics(

@@ -12,8 +12,10 @@ conversations go on.
 
 **The figures** (``Figures``; ``docs/console.md`` has the same list):
 
-- task completion rate = succeeded runs / finished runs (finished: succeeded, failed, cancelled, timed out or
-  rolled back). ``None`` when no run finished.
+- task completion rate = runs whose outcome is ``completed`` / finished runs (finished: succeeded, failed,
+  cancelled, timed out or rolled back; each has an outcome, ``agents.outcomes``). ``None`` when no run finished.
+  With the finished runs that were not completed and those that escalated (their rate: ``run_escalation_rate``).
+  A succeeded run is not a completed one: ``runs_succeeded`` counts statuses, for comparison only.
 - median time to resolution, two figures: of runs, the median of ``finished_at - created_at`` over finished
   runs; of conversations, the median of ``closed_at - created_at`` over closed conversations. Seconds.
 - user satisfaction = the average of the ratings (1 to 5) clients gave, with the number of ratings.
@@ -23,7 +25,7 @@ conversations go on.
   ``guardrail`` step (written only when an input or output policy did not allow), and a run's tool call that an
   action policy denied or sent for approval; and an interaction is a user's message or a run.
 - escalation rate = conversations handed to a person (those with a hand-over review item, whatever became of
-  it) / conversations.
+  it) / conversations; the runs' is ``run_escalation_rate`` above.
 - cost = the sum of the runs' ``cost_used``.
 """
 
@@ -51,7 +53,7 @@ from django.db.models.functions import RowNumber, TruncDate
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
-from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind, StepStatus
+from agents.models import FINISHED_RUN_STATUSES, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
 from agents.services import AGENT_KIND
 from audit.models import AuditCheckpoint, AuditEvent
 from governance.models import GovernedObject, ReviewItem, ReviewKind, ReviewStatus
@@ -134,6 +136,9 @@ class Figures:
     runs_started: int = 0
     runs_finished: int = 0
     runs_succeeded: int = 0
+    runs_completed: int = 0
+    runs_not_completed: int = 0
+    runs_escalated: int = 0
     run_violations: int = 0
     cost: Decimal = field(default_factory=Decimal)
     median_run_resolution_seconds: float | None = None
@@ -153,7 +158,11 @@ class Figures:
             "runs_started": self.runs_started,
             "runs_finished": self.runs_finished,
             "runs_succeeded": self.runs_succeeded,
-            "task_completion_rate": _ratio(self.runs_succeeded, self.runs_finished),
+            "runs_completed": self.runs_completed,
+            "runs_not_completed": self.runs_not_completed,
+            "runs_escalated": self.runs_escalated,
+            "task_completion_rate": _ratio(self.runs_completed, self.runs_finished),
+            "run_escalation_rate": _ratio(self.runs_escalated, self.runs_finished),
             "median_run_resolution_seconds": _rounded(self.median_run_resolution_seconds, 3),
             "conversations_started": self.conversations_started,
             "conversations_closed": self.conversations_closed,
@@ -282,6 +291,9 @@ def _tally_runs(tally: _Tally, runs: QuerySet[Run]) -> None:
             started=Count("pk"),
             finished=Count("pk", filter=Q(status__in=FINISHED_RUN_STATUSES)),
             succeeded=Count("pk", filter=Q(status=RunStatus.SUCCEEDED)),
+            completed=Count("pk", filter=Q(status__in=FINISHED_RUN_STATUSES, outcome=RunOutcome.COMPLETED)),
+            not_completed=Count("pk", filter=Q(status__in=FINISHED_RUN_STATUSES, outcome=RunOutcome.NOT_COMPLETED)),
+            escalated=Count("pk", filter=Q(status__in=FINISHED_RUN_STATUSES, outcome=RunOutcome.ESCALATED)),
             cost=Sum("cost_used"),
         )
     )
@@ -290,6 +302,9 @@ def _tally_runs(tally: _Tally, runs: QuerySet[Run]) -> None:
             figures.runs_started += row["started"]
             figures.runs_finished += row["finished"]
             figures.runs_succeeded += row["succeeded"]
+            figures.runs_completed += row["completed"]
+            figures.runs_not_completed += row["not_completed"]
+            figures.runs_escalated += row["escalated"]
             figures.cost += row["cost"] or Decimal(0)
     interventions = (
         Step.objects.filter(run__in=runs.order_by().values("pk"))

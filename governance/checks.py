@@ -1,14 +1,15 @@
 """Checks that must pass before a version can be approved (lint results, policy tests, evaluations).
 
 A governed kind lists its checks; each takes the version's spec and returns a ``CheckResult``. Findings
-of severity ``error`` block approval; ``warning`` findings are shown to the reviewer.
+of severity ``error`` refuse the submit (and block approval); ``warning`` and ``info`` findings are shown to the
+reviewer.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "info"]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import re2
 
+from agents import model_access
 from governance.policies import ConditionError, compile_condition
 
 SCHEMA: dict[str, Any] = json.loads((Path(__file__).with_name("persona.schema.json")).read_text())
@@ -40,6 +41,7 @@ _BRACES = re.compile(r"\{\{|\}\}")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _WORD = re.compile(r"\w+")
+_DIGIT = re.compile("[0-9]")
 DATE_FORMATS = (
     "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%b %d %Y", "%b %d, %Y",
 )  # fmt: skip
@@ -308,6 +310,11 @@ def validate_persona(spec: Any) -> dict[str, list[str]]:
         for key in ("provider", "model"):
             if not phrasing.get(key):
                 add_error(f"llm_phrasing.{key}", f"LLM phrasing needs a {key} when it is enabled.")
+        model = {key: phrasing.get(key) for key in ("provider", "base_url", "api_key_env")}
+        access_errors = model_access.field_errors(model, "llm_phrasing") if model["provider"] else {}
+        for path, messages in access_errors.items():
+            for message in messages:
+                add_error(path, message)
     return errors
 
 
@@ -387,6 +394,25 @@ def parse_answer(step: Mapping[str, Any], text: str) -> Answer:
     if "pattern" in validation and not _full_match(validation["pattern"], answer):
         return Answer(False, problem="That doesn't look right.")
     return Answer(True, answer)
+
+
+# Punctuation around a word of a message, not part of a value written in it ("SKU-123." or "(SO-12345)").
+_AROUND_A_WORD = "\"'()[]{}<>.,;:!?"
+
+
+def slot_value_in(step: Mapping[str, Any], text: str) -> Any:
+    """The value of an ``ask`` step's slot that a message starting its flow already holds, else None.
+
+    Only a value that cannot be mistaken for anything else counts: the step is a text slot with a ``pattern``, and
+    exactly one word of the message has a digit in it and is accepted by the step's validation ("I want to restock
+    SKU-123" holds ``SKU-123``). Names, free text, numbers and choices are asked for, since the words that start a
+    flow would fit them too ("open an account" is not a name, nor the 2 of "I ordered 2 lamps" a quantity).
+    """
+    if step.get("slot_type", "text") != "text" or "pattern" not in (step.get("validation") or {}):
+        return None
+    words = {word.strip(_AROUND_A_WORD) for word in text.split()}
+    found = [answer.value for word in sorted(words) if _DIGIT.search(word) and (answer := parse_answer(step, word)).ok]
+    return found[0] if len(found) == 1 else None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -19,7 +19,7 @@ from audit.context import Actor
 from config import celery_app, embedded_redis
 from governance.roles import Role
 from governance.services import user_role_assign
-from tests.support import child_environment
+from tests.support import TEST_MODEL_HOSTS, TEST_MODEL_KEYS, child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.WHITENOISE_USE_FINDERS = True
     # The cast's passwords protect nothing here: hash them cheaply (PBKDF2 would be much of the suite's time).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The loopback model servers of the tests, and the key variables they name (the attacks on these allow-lists
+    # set them back to the defaults: tests/agents/test_model_access.py).
+    settings.MODEL_ALLOWED_HOSTS = [*settings.MODEL_ALLOWED_HOSTS, *TEST_MODEL_HOSTS]
+    settings.MODEL_KEY_VARIABLES = [*settings.MODEL_KEY_VARIABLES, *TEST_MODEL_KEYS]
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 

@@ -10,6 +10,11 @@ import pytest
 from django.db import connection
 
 
+# The tests' loopback model servers and the variables their keys are read from (tests/chat_server.py).
+TEST_MODEL_HOSTS = ("127.0.0.1", "localhost")
+TEST_MODEL_KEYS = ("TEST_*", "OTHER_*")
+
+
 def database_url_for_children() -> str:
     """A DATABASE_URL pointing other processes at the database the tests use."""
     params = connection.settings_dict
@@ -26,6 +31,8 @@ def child_environment(*, queue: str | None = None) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         # The demo tools, and the tools the agent tests run (tests/agents/tools.py).
         "AGENTS_TOOL_MODULES": "agents.demo,tests.agents.tools",
+        "MODEL_ALLOWED_HOSTS": ",".join(["api.openai.com", "api.anthropic.com", *TEST_MODEL_HOSTS]),
+        "MODEL_KEY_VARIABLES": ",".join(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", *TEST_MODEL_KEYS]),
     }
     if queue:
         env["CELERY_TASK_DEFAULT_QUEUE"] = queue

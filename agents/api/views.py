@@ -50,7 +50,7 @@ class RunFilter(filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["agent", "status", "label"]
+        fields = ["agent", "status", "outcome", "label"]
 
 
 class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -5,9 +5,24 @@ user would try them (``agents/demo.py``, advanced in-process as a worker would):
 SKU, invalid arguments; each run succeeds, none completes, and ``/api/metrics/`` and ``/api/runs/`` say so.
 """
 
-from agents.models import RunOutcome, RunStatus, StepKind, StepStatus
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from agents import demo, runtime, services
+from agents.models import Run, RunOutcome, RunStatus, StepKind, StepStatus
 from agents.outcomes import REASON_LENGTH, Outcome, StepFacts, decide, report_of, result_error
+from audit.context import Actor
+from audit.models import AuditEvent
+from governance import services as governance_services
 from governance.models import ReviewStatus
+from tests.agents.unit_tools import start_run
 
 COMPLETED, NOT_COMPLETED, ESCALATED = RunOutcome.COMPLETED, RunOutcome.NOT_COMPLETED, RunOutcome.ESCALATED
 
@@ -183,3 +198,148 @@ def test_the_report_never_upgrades_a_run_that_did_nothing() -> None:
     assert outcome.outcome == NOT_COMPLETED
     assert outcome.reason.endswith("(the agent reported it completed: the record wins)")
     assert succeeded(answer='{"outcome": "completed"}').outcome == NOT_COMPLETED
+
+
+# --- the demo agents, tried as a new user would ----------------------------------------------------------------------
+
+OWNER = "test-outcomes"
+Capture = Callable[..., Any]
+
+
+@pytest.fixture
+def demo_agents(transactional_db: None, editor: User, approver: User) -> None:
+    """The demo's agents and tables, as ``make run`` loads them (committed: the tools read them on their own
+    connections)."""
+    services.tools_sync(actor=Actor.system("tests"))
+    demo.load(editor=editor, approvers=[approver])
+
+
+@pytest.fixture
+def try_run(demo_agents: None, operator: User, django_capture_on_commit_callbacks: Capture) -> Callable[..., Run]:
+    """Start a run of a demo agent as the operator and advance it as a worker would, until it finishes or parks."""
+
+    def run(slug: str, run_input: dict[str, Any]) -> Run:
+        started = start_run(django_capture_on_commit_callbacks, operator, slug, run_input)
+        runtime.advance(started.pk, OWNER)
+        return Run.objects.get(pk=started.pk)
+
+    return run
+
+
+NEW_USER = [  # (agent, input, what the outcome's reason says): each run succeeds, and none does the task
+    (
+        "inventory-agent",
+        {"sku": "SKU-123", "quantity": 20000},
+        "every write went wrong: inventory.place_replenishment was denied (the arguments break the constraint "
+        "'args.quantity <= 10000')",
+    ),
+    (
+        "inventory-agent",
+        {"sku": "SKU-999", "quantity": 20},
+        "every tool call went wrong: inventory.check_stock failed (LookupError: unknown SKU 'SKU-999')",
+    ),
+    (
+        "inventory-agent",
+        {"sku": "SKU-123", "quantity": "lots"},
+        "every write went wrong: inventory.place_replenishment was denied (invalid arguments: quantity: 'lots' is not "
+        "of type 'integer')",
+    ),
+    (
+        "order-agent",
+        {"order_id": 12345},
+        "every tool call went wrong: orders.lookup was denied (invalid arguments: order_id: 12345 is not of type "
+        "'string')",
+    ),
+    (
+        "order-agent",
+        {"order_id": "SO-99999"},
+        "every tool call went wrong: orders.lookup failed (LookupError: there is no order SO-99999)",
+    ),
+    (
+        "risk-monitor",
+        {"portfolio": "fx-jpy"},
+        "every tool call went wrong: risk.read_signals failed (LookupError: unknown portfolio 'fx-jpy'; known: fx-eur, "
+        "fx-gbp)",
+    ),
+]
+
+
+def test_the_new_users_runs_succeed_but_do_not_complete(
+    try_run: Callable[..., Run], viewer: User, api_as: Callable[[User], APIClient]
+) -> None:
+    runs = [try_run(slug, run_input) for slug, run_input, _ in NEW_USER]
+    for run, (slug, _, reason) in zip(runs, NEW_USER, strict=True):
+        assert (run.status, run.outcome, run.outcome_reason) == (RunStatus.SUCCEEDED, NOT_COMPLETED, reason), slug
+        [finished] = AuditEvent.objects.filter(correlation_id=run.correlation_id, action="agent.run.succeeded")
+        assert (finished.details["outcome"], finished.details["outcome_reason"]) == (NOT_COMPLETED, reason)
+    totals = api_as(viewer).get("/api/metrics/").json()["totals"]
+    assert (totals["runs_finished"], totals["runs_succeeded"]) == (6, 6)
+    assert (totals["runs_completed"], totals["runs_not_completed"], totals["runs_escalated"]) == (0, 6, 0)
+    assert (totals["task_completion_rate"], totals["run_escalation_rate"]) == (0.0, 0.0)
+
+
+def test_completed_runs_and_one_undone(
+    try_run: Callable[..., Run], operator: User, viewer: User, api_as: Callable[[User], APIClient]
+) -> None:
+    ordered = try_run("inventory-agent", {"sku": "SKU-123", "quantity": 50})
+    assert (ordered.status, ordered.outcome) == (RunStatus.SUCCEEDED, COMPLETED)
+    assert ordered.outcome_reason == "wrote with inventory.place_replenishment"
+    enough = try_run("inventory-agent", {"sku": "SKU-456", "quantity": 50})
+    assert (enough.outcome, enough.outcome_reason) == (COMPLETED, "read with inventory.check_stock and answered")
+    found = try_run("order-agent", {"order_id": "SO-12345"})
+    assert (found.outcome, found.outcome_reason) == (COMPLETED, "read with orders.lookup and answered")
+    calm = try_run("risk-monitor", {"portfolio": "fx-gbp"})
+    assert calm.outcome == COMPLETED
+    agents = {row["slug"]: row for row in api_as(viewer).get("/api/metrics/").json()["agents"]}
+    assert (agents["inventory-agent"]["runs_completed"], agents["inventory-agent"]["task_completion_rate"]) == (2, 1.0)
+
+    services.run_compensate(actor=operator, run=ordered, reason="The supplier delivered early.")
+    services.compensate(ordered.pk, operator.pk)
+    ordered.refresh_from_db()
+    assert (ordered.status, ordered.outcome) == (RunStatus.ROLLED_BACK, NOT_COMPLETED)
+    assert ordered.outcome_reason == "every write it made was undone (rolled back)"
+    inventory = api_as(viewer).get("/api/metrics/", {"agent": "inventory-agent"}).json()["totals"]
+    assert (inventory["runs_finished"], inventory["runs_completed"], inventory["task_completion_rate"]) == (2, 1, 0.5)
+
+
+def test_an_approval_nobody_gave_escalates(
+    try_run: Callable[..., Run], viewer: User, api_as: Callable[[User], APIClient]
+) -> None:
+    run = try_run("inventory-agent", {"sku": "SKU-123", "quantity": 500})
+    assert (run.status, run.outcome, run.outcome_reason) == (RunStatus.AWAITING_APPROVAL, None, "")
+    with transaction.atomic():  # the resume is enqueued after commit: dropped, the test advances the run
+        assert governance_services.review_items_expire(now=timezone.now() + dt.timedelta(days=2)) == 1
+        connection.run_on_commit.clear()
+    runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.result == {
+        "answer": "The replenishment of SKU-123 was not placed: the approval expired before anyone decided: "
+        "expiry denies"
+    }
+    assert (run.outcome, run.outcome_reason) == (
+        ESCALATED,
+        "the approval of inventory.place_replenishment expired before anyone decided",
+    )
+    totals = api_as(viewer).get("/api/metrics/").json()["totals"]
+    assert (totals["runs_finished"], totals["runs_escalated"], totals["run_escalation_rate"]) == (1, 1, 1.0)
+    assert totals["task_completion_rate"] == 0.0
+
+
+def test_the_api_shows_and_filters_outcomes(
+    try_run: Callable[..., Run], operator: User, api_as: Callable[[User], APIClient]
+) -> None:
+    done = try_run("inventory-agent", {"sku": "SKU-123", "quantity": 50})
+    unknown = try_run("inventory-agent", {"sku": "SKU-999", "quantity": 20})
+    waiting = try_run("inventory-agent", {"sku": "SKU-123", "quantity": 500})
+    client = api_as(operator)
+    listed = {row["id"]: row for row in client.get("/api/runs/").json()["results"]}
+    assert (listed[str(done.pk)]["outcome"], listed[str(done.pk)]["outcome_reason"]) == (COMPLETED, done.outcome_reason)
+    assert (listed[str(waiting.pk)]["outcome"], listed[str(waiting.pk)]["outcome_reason"]) == (None, "")
+    not_done = client.get("/api/runs/", {"outcome": "not_completed"}).json()["results"]
+    assert [row["id"] for row in not_done] == [str(unknown.pk)]
+    detail = client.get(f"/api/runs/{unknown.pk}/").json()
+    assert (detail["status"], detail["outcome"]) == ("succeeded", "not_completed")
+    assert detail["outcome_reason"].startswith("every tool call went wrong: inventory.check_stock failed")
+    bad = client.get("/api/runs/", {"outcome": "done"})
+    assert (bad.status_code, list(bad.json()["error"]["fields"])) == (400, ["outcome"])

@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import providers, runtime, services
-from agents.models import DemoAlert, Run, RunStatus, Step, StepKind, StepStatus
+from agents.models import DemoAlert, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
 from audit.context import Actor
 from audit.models import AuditEvent
 from config.errors import Conflict, NotAllowed
@@ -978,7 +978,7 @@ def test_compensation_undoes_write_steps_newest_first(
     ]  # fmt: skip
     assert [event.target_id for event in events(run, "agent.tool.compensated")] == [str(second.pk), str(first.pk)]
     [done] = events(run, "agent.run.compensated")
-    assert done.details == {"complete": True, "status": RunStatus.ROLLED_BACK}
+    assert done.details == {"complete": True, "status": RunStatus.ROLLED_BACK, "outcome": RunOutcome.NOT_COMPLETED}
     assert done.actor_label == "otto-operator"
 
 
@@ -1012,7 +1012,7 @@ def test_a_write_without_compensation_goes_to_a_person_and_the_run_is_not_rolled
     [not_reversible] = events(run, "agent.tool.not_reversible")
     assert not_reversible.target_id == str(wire_step.pk)
     [done] = events(run, "agent.run.compensated")
-    assert done.details == {"complete": False, "status": RunStatus.SUCCEEDED}
+    assert done.details == {"complete": False, "status": RunStatus.SUCCEEDED, "outcome": RunOutcome.COMPLETED}
 
     # Compensating again does not ask twice about the write a person is undoing by hand.
     services.compensate(run.pk, operator.pk)

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from agents.models import Run, RunStatus, Step
+from agents.models import FINISHED_RUN_STATUSES, Run, RunOutcome, RunStatus, Step
 from governance.models import GovernedObject, ReviewItem, ReviewKind, ReviewStatus, Risk, Version
 from personas.models import Conversation, ConversationStatus, Message, Role
 
@@ -39,10 +39,15 @@ class Cast:
         status: str = RunStatus.SUCCEEDED,
         cost: str = "0",
         took: float | None = None,
+        outcome: str | None = None,
     ) -> Run:
+        """A run; a finished one has an outcome: ``outcome``, or by default completed when it succeeded and not
+        completed otherwise."""
+        if outcome is None and status in FINISHED_RUN_STATUSES:
+            outcome = RunOutcome.COMPLETED if status == RunStatus.SUCCEEDED else RunOutcome.NOT_COMPLETED
         return Run.objects.create(
             agent=agent, version=agent.versions.get(), label="production", requested_by=self.requester,
-            status=status, cost_used=Decimal(cost), created_at=at,
+            status=status, outcome=outcome, cost_used=Decimal(cost), created_at=at,
             finished_at=at + dt.timedelta(seconds=took) if took is not None else None,
         )  # fmt: skip
 

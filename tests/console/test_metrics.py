@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agents.models import RunStatus, StepKind, StepStatus
+from agents.models import RunOutcome, RunStatus, StepKind, StepStatus
 from console import selectors
 from governance.models import GovernedObject, ReviewStatus
 from personas.models import Role
@@ -44,10 +44,13 @@ def world(cast: Cast) -> World:
 
     cast.run(inventory, at=at(NOV_19, 10), cost="0.50", took=60)
     cast.run(inventory, at=at(NOV_19, 11), cost="0.25", took=120)
-    failed = cast.run(inventory, at=at(NOV_20, 9), status=RunStatus.FAILED, cost="0.10", took=30)
-    cast.step(failed, StepKind.GUARDRAIL, StepStatus.DENIED, detail={"checkpoint": "input", "effect": "deny"})
+    failed = cast.run(
+        inventory, at=at(NOV_20, 9), status=RunStatus.FAILED, cost="0.10", took=30, outcome=RunOutcome.ESCALATED
+    )
+    cast.step(failed, StepKind.GUARDRAIL, StepStatus.DENIED, detail={"checkpoint": "input", "effect": "escalate"})
     cast.run(inventory, at=at(NOV_20, 10), status=RunStatus.RUNNING, cost="0.05")
-    hedged = cast.run(risk, at=at(NOV_20, 8), cost="1.00", took=300)
+    # Succeeded, but every tool call was denied: not completed.
+    hedged = cast.run(risk, at=at(NOV_20, 8), cost="1.00", took=300, outcome=RunOutcome.NOT_COMPLETED)
     cast.step(hedged, StepKind.LLM_CALL, StepStatus.SUCCEEDED)
     cast.step(hedged, StepKind.TOOL_CALL, StepStatus.DENIED, detail={"guardrail": {"effect": "deny"}})
     cast.step(hedged, StepKind.TOOL_CALL, StepStatus.DENIED, detail={"tool_name": "x"})  # a constraint, not a policy
@@ -94,7 +97,11 @@ def test_the_totals_of_the_period(world: World) -> None:
         "runs_started": 6,
         "runs_finished": 5,
         "runs_succeeded": 3,
-        "task_completion_rate": 0.6,
+        "runs_completed": 2,
+        "runs_not_completed": 2,
+        "runs_escalated": 1,
+        "task_completion_rate": 0.4,
+        "run_escalation_rate": 0.2,
         "median_run_resolution_seconds": 60.0,  # of 10, 30, 60, 120 and 300 s
         "conversations_started": 4,
         "conversations_closed": 3,
@@ -127,7 +134,8 @@ def test_per_day(world: World) -> None:
     nov_18, nov_19, nov_20 = daily[NOV_18], daily[NOV_19], daily[NOV_20]
     assert (nov_19["runs_started"], nov_19["task_completion_rate"], nov_19["cost"]) == (2, 1.0, Decimal("0.75"))
     assert nov_19["median_run_resolution_seconds"] == 90.0  # the two middle values (60 and 120 s) averaged
-    assert (nov_20["runs_started"], nov_20["runs_finished"], nov_20["task_completion_rate"]) == (3, 2, 0.5)
+    assert (nov_20["runs_started"], nov_20["runs_finished"], nov_20["task_completion_rate"]) == (3, 2, 0.0)
+    assert (nov_20["runs_succeeded"], nov_20["runs_not_completed"], nov_20["run_escalation_rate"]) == (1, 1, 0.5)
     assert nov_20["median_run_resolution_seconds"] == 165.0
     assert nov_20["policy_violations_in_runs"] == 2  # the input guardrail, and the tool call a policy denied
     assert (nov_18["task_completion_rate"], nov_18["policy_violations_in_runs"]) == (0.0, 1)
@@ -153,8 +161,9 @@ def test_per_agent_and_per_persona(world: World) -> None:
     assert (inventory["median_run_resolution_seconds"], inventory["policy_violations"]) == (60.0, 1)
     assert inventory["policy_violations_per_100_interactions"] == 25.0  # 1 in 4 runs
     assert (risk["task_completion_rate"], risk["median_run_resolution_seconds"], risk["cost"]) == (
-        0.5, 155.0, Decimal("1.00"),
+        0.0, 155.0, Decimal("1.00"),
     )  # fmt: skip
+    assert (risk["runs_succeeded"], risk["runs_not_completed"], inventory["runs_escalated"]) == (1, 2, 1)
     assert (risk["policy_violations"], inventory["conversations_started"]) == (2, 0)
     support, sales = personas["support"], personas["sales"]
     assert (support["conversations_started"], support["user_satisfaction"], support["escalation_rate"]) == (
@@ -239,7 +248,7 @@ def recent(cast: Cast) -> World:
     now = timezone.now()
     cast.run(inventory, at=now - dt.timedelta(seconds=1), cost="0.40", took=1)
     cast.run(risk, at=now - dt.timedelta(seconds=1), status=RunStatus.FAILED, cost="0.20", took=1)
-    cast.run(risk, at=now - dt.timedelta(days=10), cost="1.00", took=2)
+    cast.run(risk, at=now - dt.timedelta(days=10), cost="1.00", took=2, outcome=RunOutcome.NOT_COMPLETED)
     chat = cast.conversation(support, at=now - dt.timedelta(seconds=1), took=30, rating=4)
     cast.message(chat)
     cast.handover(chat)
@@ -255,7 +264,8 @@ def test_the_api_gives_the_last_30_days_by_default(
     body = response.json()
     assert (body["days"], body["agent"], body["persona"], len(body["daily"])) == (30, None, None, 30)
     totals = body["totals"]
-    assert (totals["runs_started"], totals["task_completion_rate"], totals["cost"]) == (3, 0.6667, "1.600000")
+    assert (totals["runs_started"], totals["task_completion_rate"], totals["cost"]) == (3, 0.3333, "1.600000")
+    assert (totals["runs_completed"], totals["runs_not_completed"], totals["runs_escalated"]) == (1, 2, 0)
     assert (totals["conversations_started"], totals["escalation_rate"], totals["user_satisfaction"]) == (2, 0.5, 4.0)
     assert body["daily"][-1]["date"] == timezone.localdate().isoformat()
     assert body["daily"][-1]["runs_started"] == 2
@@ -268,7 +278,7 @@ def test_the_api_takes_days_agent_and_persona(recent: World, viewer: User, api_a
     week = client.get(URL, {"days": "7"}).json()
     assert (week["days"], len(week["daily"]), week["totals"]["runs_started"]) == (7, 7, 2)
     risk = client.get(URL, {"agent": "risk"}).json()
-    assert (risk["agent"], risk["totals"]["runs_started"], risk["totals"]["task_completion_rate"]) == ("risk", 2, 0.5)
+    assert (risk["agent"], risk["totals"]["runs_started"], risk["totals"]["task_completion_rate"]) == ("risk", 2, 0.0)
     assert (risk["personas"], risk["totals"]["conversations_started"]) == ([], 0)
     support = client.get(URL, {"persona": "support", "days": "90"}).json()
     assert (support["persona"], support["totals"]["conversations_started"], support["agents"]) == ("support", 1, [])
