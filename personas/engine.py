@@ -12,7 +12,9 @@ A turn, in order:
 2. Inside a flow waiting on an ``ask`` step, the text is the answer: a valid one fills the slot and the flow goes
    on; an invalid one is answered with the re-prompt, until ``max_attempts`` hands over to a person.
 3. Otherwise the text may start a flow (``flows.match_flow``); text that starts none gets the fallback message, and
-   ``max_fallbacks`` of those in a row hand over to a person.
+   ``max_fallbacks`` of those in a row hand over to a person. The message that starts a flow may already hold the
+   answer to the flow's first questions ("restock SKU-123"): until the flow asks its first question, an ``ask``
+   step whose value ``flows.slot_value_in`` finds in that message is filled from it and not asked.
 
 Steps run until the flow waits for an answer, ends, or leaves the persona's hands (escalate, hand-off).
 """
@@ -96,6 +98,9 @@ class _Runner:
         self.state: dict[str, Any] = {**initial_state(), **state, "slots": dict(state.get("slots") or {})}
         self.persona_name = persona_name
         self.turn = Turn()
+        # The message that started the flow this turn, while the flow has asked nothing yet: its leading questions
+        # are answered from it when it holds their values.
+        self.first_message = ""
 
     def slots(self) -> dict[str, Any]:
         return {"persona_name": self.persona_name, **self.state["slots"]}
@@ -130,9 +135,10 @@ class _Runner:
             if kind == "say":
                 self.say(step["text"], "say", flow_id, step_id)
             elif kind == "ask":
-                self.state.update(step=step_id, attempts=0)
-                self.say(step["prompt"], "prompt", flow_id, step_id)
-                return
+                if not self.fill_from_first_message(step):
+                    self.state.update(step=step_id, attempts=0)
+                    self.say(step["prompt"], "prompt", flow_id, step_id)
+                    return
             elif kind == "set":
                 value = step["value"]
                 self.state["slots"][step["slot"]] = (
@@ -169,6 +175,16 @@ class _Runner:
             jumps_back += following <= index
             index = following
         self.hand_over(f"Flow {flow['id']!r} jumped back {MAX_JUMPS_BACK} times without waiting for the user: a loop?")
+
+    def fill_from_first_message(self, step: Mapping[str, Any]) -> bool:
+        """Fill an ``ask`` step's slot from the message that started the flow, when it holds the value; once a
+        question has to be asked, later ones are never filled from that message."""
+        found = flows.slot_value_in(step, self.first_message) if self.first_message else None
+        if found is None:
+            self.first_message = ""
+            return False
+        self.state["slots"][step["slot"]] = found
+        return True
 
     def branch(self, step: Mapping[str, Any], flow_id: str) -> str | None:
         """The step to go to ("" for the following one); None when a condition failed and the turn was handed over."""
@@ -242,6 +258,7 @@ class _Runner:
             else:
                 self.state["fallbacks"] = 0
                 self.turn.matched_flow = flow["id"]
+                self.first_message = text
                 self.run(flow, 0)
         self.turn.state = self.state
         return self.turn

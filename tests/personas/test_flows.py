@@ -668,3 +668,80 @@ def test_an_adult_only_date_moves_with_the_calendar() -> None:
     assert flows.parse_answer(step, eighteen_today.isoformat()).ok
     assert not flows.parse_answer(step, (eighteen_today + dt.timedelta(days=1)).isoformat()).ok
     assert get_kind("persona").validate(persona(flow("kyc", step))) == {}
+
+
+# --- the message that starts a flow ---------------------------------------------------------------------------
+
+SHOP: dict[str, Any] = json.loads((EXAMPLES / "shop-assistant.json").read_text())
+
+
+def shop() -> dict[str, Any]:
+    """The demo's support persona (``make run``), without its style guide reference."""
+    spec = copy.deepcopy(SHOP)
+    del spec["style_guide"]
+    assert validate(spec) == {}
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("first", "said", "slots"),
+    [
+        ("I want to restock SKU-123", ["How many units of SKU-123?"], {"sku": "SKU-123"}),
+        ("restock (sku-042), please!", ["How many units of sku-042?"], {"sku": "sku-042"}),
+        ("I want to restock", ["Which item? SKUs look like SKU-123."], {}),
+        ("restock SKU-1234", ["Which item? SKUs look like SKU-123."], {}),  # not a SKU: asked, not guessed
+        ("restock SKU-123 or SKU-456", ["Which item? SKUs look like SKU-123."], {}),  # two: which one?
+    ],
+)
+def test_the_message_starting_a_flow_fills_its_first_slot_when_it_holds_a_valid_value(
+    first: str, said: list[str], slots: dict[str, Any]
+) -> None:
+    turn = talk(shop(), first)[-1]
+    assert (turn.matched_flow, texts(turn), turn.state["slots"]) == ("restock", said, slots)
+    assert turn.state["step"] == ("ask_quantity" if slots else "ask_sku")
+
+
+def test_a_first_message_holding_every_answer_goes_straight_to_the_handoff() -> None:
+    turn = talk(shop(), "Where is my order SO-12345?")[-1]
+    assert texts(turn) == ["Let me look up SO-12345."]
+    assert turn.outcome.handoff is not None
+    assert turn.outcome.handoff["input"] == {"order_id": "SO-12345"}
+
+
+def test_only_the_first_questions_are_answered_from_the_first_message() -> None:
+    """Leading say steps do not stop the filling; the first question asked does, and numbers are always asked."""
+    ask_id = {"id": "ask_id", "type": "ask", "slot": "id", "prompt": "Your ID?", "validation": {"pattern": "X\\d{3}"}}
+    ask_name = {"id": "ask_name", "type": "ask", "slot": "name", "prompt": "Your name?",
+                "validation": {"pattern": "[A-Za-z ]{2,40}"}}  # fmt: skip
+    ask_count = {"id": "ask_count", "type": "ask", "slot": "count", "slot_type": "number", "prompt": "How many?"}
+    hello = {"id": "hello", "type": "say", "text": "Let's check."}
+    spec = persona(
+        flow("check", hello, ask_id, ask_count, keywords=["check"]),
+        flow("named", ask_name, ask_id, keywords=["named"]),
+    )
+    checked = talk(spec, "check 12 of X123")[-1]
+    assert (texts(checked), checked.state["slots"]) == (["Let's check.", "How many?"], {"id": "X123"})
+    named = talk(spec, "named X123")[-1]  # the name is asked for, so the ID is too, later
+    assert (texts(named), named.state["slots"], named.state["step"]) == (["Your name?"], {}, "ask_name")
+    assert texts(engine.receive(spec, named.state, "Jane Doe", NAME)) == ["Your ID?"]
+
+
+@pytest.mark.parametrize(
+    ("item", "reason", "said"),
+    [
+        ("the lamp", "damaged",
+         "I'm sorry it arrived damaged! We'll send a replacement for your item (the lamp) today, and you can keep the "
+         "damaged one."),
+        ("mug", "damaged",
+         "I'm sorry it arrived damaged! We'll send a replacement for your item (mug) today, and you can keep the "
+         "damaged one."),
+        ("my blue shoes", "wrong size",
+         "No problem. I've e-mailed you a free return label for your item (my blue shoes)."),
+        ("the lamp", "changed my mind", "No problem. I've e-mailed you a free return label for your item (the lamp)."),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("example", ["shop-assistant", "support"])
+def test_the_returns_flow_reads_correctly_for_any_item(example: str, item: str, reason: str, said: str) -> None:
+    spec = shop() if example == "shop-assistant" else support()
+    last = talk(spec, "I want to return something", item, reason)[-1]
+    assert texts(last) == [said]
