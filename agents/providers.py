@@ -12,8 +12,9 @@
   the Messages API; the Chat Completions-shaped conversation is converted on the way out and the answer back.
 
 Messages use the Chat Completions shape. Tool names travel with ``.`` written as ``__`` (the protocol allows only
-letters, digits, ``_`` and ``-``). A provider raises ``ProviderError`` (``retryable`` for timeouts, rate limits
-and server errors) and never anything else.
+letters, digits, ``_`` and ``-``). A provider raises ``ProviderError`` (``retryable`` for timeouts, rate limits,
+server errors and a body that is not JSON) and never anything else; ``ReplyRefused``, one of them, when the model
+answered in a shape nothing may act on (``agents.replies``: odd numbers, missing fields, wrong types).
 """
 
 import functools
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents import model_access
+from agents import model_access, replies
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
 
 
@@ -50,6 +51,27 @@ class ProviderError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class ReplyRefused(ProviderError):
+    """The model answered, but in a shape nothing may act on or store (``agents.replies`` says why). Not retried as
+    it is: the runtime records the refusal as a step and tells the model on its next call."""
+
+    def __init__(self, reason: str, *, excerpt: str, input_tokens: int, output_tokens: int) -> None:
+        super().__init__(reason, retryable=False)
+        self.excerpt, self.input_tokens, self.output_tokens = excerpt, input_tokens, output_tokens
+
+    @classmethod
+    def estimated(cls, reason: str, raw: bytes, request: Any) -> "ReplyRefused":
+        """A refusal whose usage is estimated from the request and the body (the reported usage may be what is
+        wrong)."""
+        text = raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+        return cls(
+            reason,
+            excerpt=text[:2000],
+            input_tokens=estimate_tokens(json.dumps(request)),
+            output_tokens=estimate_tokens(text),
+        )
 
 
 class Provider(Protocol):
@@ -105,6 +127,7 @@ class ScriptedProvider:
                     continue
                 if "call" in entry:
                     arguments = {name: _value(expr, facts) for name, expr in (entry.get("arguments") or {}).items()}
+                    _check_script_arguments(arguments, position)
                     call = ToolCall(id=f"call_{position}", name=entry["call"], arguments=arguments,
                                     raw_arguments=json.dumps(arguments))  # fmt: skip
                     message = {
@@ -121,6 +144,16 @@ class ScriptedProvider:
             message = {"role": "assistant", "content": text, "meta": {"script_position": position}}
             return Completion(text, (), prompt_tokens, estimate_tokens(text), message)
         raise ProviderError("the script ran out of entries without an answer", retryable=False)
+
+
+def _check_script_arguments(arguments: dict[str, Any], position: int) -> None:
+    """What a script computed must be storable like any model's arguments (a deterministic script would only
+    compute it again: the run fails)."""
+    problem = replies.unstorable_text_problem(arguments, "the arguments") or replies.odd_number_problem(
+        arguments, "the arguments"
+    )
+    if problem:
+        raise ProviderError(f"script entry {position}: {problem}", retryable=False)
 
 
 def _truth(expression: str, facts: Mapping[str, Any]) -> bool:
@@ -151,14 +184,13 @@ def _openai_client(api_key: str, base_url: str | None) -> Any:
 
 class OpenAIProvider:
     """Chat Completions through the official ``openai`` SDK; the SDK's own retries are off (the runtime retries
-    inside the run's budget)."""
+    inside the run's budget). The body is read raw and checked by ``agents.replies``, never trusted to the SDK's
+    lenient parsing."""
 
     def complete(
         self, *, model: Mapping[str, Any], messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
         timeout: float, script: Sequence[Mapping[str, Any]],
     ) -> Completion:  # fmt: skip
-        import openai
-
         key_variable = model_access.key_variable(model)
         if refused := model_access.refusal(model):
             raise ProviderError(refused, retryable=False)
@@ -175,54 +207,80 @@ class OpenAIProvider:
         request: dict[str, Any] = {"model": model["name"], "messages": wire_messages, **(model.get("parameters") or {})}
         if wire_tools:
             request["tools"] = wire_tools
-        try:
-            response = client.chat.completions.create(**request, timeout=timeout)
-        except (
-            openai.APITimeoutError,
-            openai.APIConnectionError,
-            openai.RateLimitError,
-            openai.InternalServerError,
-        ) as e:
-            raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
-        except openai.APIStatusError as error:
-            raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
-        except openai.OpenAIError as error:
-            raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
-        if not response.choices:
+        raw = _openai_send(client, request, timeout)
+        body = _json_body(raw)
+        if not (isinstance(body, dict) and body.get("choices")):
             raise ProviderError("the model returned no choices", retryable=True)
-        choice = response.choices[0].message
-        calls = []
-        wire_calls = []
-        for call in choice.tool_calls or []:
-            function = getattr(call, "function", None)
-            if function is None:
-                continue
-            raw = function.arguments or ""
-            try:
-                parsed = json.loads(raw) if raw else {}
-            except ValueError:
-                parsed = None
-            arguments = parsed if isinstance(parsed, dict) else None
-            calls.append(ToolCall(id=call.id, name=tool_name(function.name), arguments=arguments, raw_arguments=raw))
-            wire_calls.append({"id": call.id, "type": "function",
-                               "function": {"name": function.name, "arguments": raw}})  # fmt: skip
-        message: dict[str, Any] = {"role": "assistant", "content": choice.content}
-        if wire_calls:
-            message["tool_calls"] = wire_calls
-        usage = response.usage
-        return Completion(
-            text=choice.content or "",
-            tool_calls=tuple(calls),
-            input_tokens=usage.prompt_tokens if usage else estimate_tokens(json.dumps(wire_messages)),
-            output_tokens=usage.completion_tokens if usage else estimate_tokens(choice.content or ""),
-            message=message,
-        )
+        problem = replies.chat_completion_problem(body)
+        if problem:
+            raise ReplyRefused.estimated(problem, raw, wire_messages)
+        return _openai_completion(body, wire_messages)
+
+
+def _openai_send(client: Any, request: dict[str, Any], timeout: float) -> bytes:
+    """The raw body of the server's answer; ``ProviderError`` for what the SDK says went wrong."""
+    import openai
+
+    try:
+        return bytes(client.chat.completions.with_raw_response.create(**request, timeout=timeout).http_response.content)
+    except (
+        openai.APITimeoutError,
+        openai.APIConnectionError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+    ) as e:
+        raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
+    except openai.APIStatusError as error:
+        raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
+    except openai.OpenAIError as error:
+        raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
+
+
+def _openai_completion(body: dict[str, Any], wire_messages: list[dict[str, Any]]) -> Completion:
+    """A Chat Completions body ``agents.replies`` found sound, as a ``Completion``."""
+    choice = replies.chat_message(body)
+    calls = []
+    wire_calls = []
+    for call in choice.get("tool_calls") or []:
+        function = call["function"]
+        raw = function["arguments"]
+        arguments, _ = replies.arguments(raw)
+        calls.append(ToolCall(id=call["id"], name=tool_name(function["name"]), arguments=arguments, raw_arguments=raw))
+        wire_calls.append(_wire_call(call["id"], function["name"], raw))
+    content = choice.get("content")
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if wire_calls:
+        message["tool_calls"] = wire_calls
+    usage = body.get("usage")
+    return Completion(
+        text=content or "",
+        tool_calls=tuple(calls),
+        input_tokens=usage["prompt_tokens"] if usage else estimate_tokens(json.dumps(wire_messages)),
+        output_tokens=usage["completion_tokens"] if usage else estimate_tokens(content or ""),
+        message=message,
+    )
+
+
+def _wire_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A tool call as the assistant message sent back to the model carries it (the Chat Completions shape)."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _json_body(raw: bytes) -> Any:
+    """The answer's body as JSON (see ``agents.replies.loads``); one that is not JSON is a broken transport, worth a
+    retry."""
+    try:
+        return replies.loads(raw)
+    except ValueError as error:
+        excerpt = raw[:200].decode("utf-8", "replace")
+        raise ProviderError(f"the server's answer is not JSON ({error}): {excerpt!r}", retryable=True) from error
 
 
 # --- Anthropic -------------------------------------------------------------------------------------------------
 
 ANTHROPIC_MISSING = "the anthropic provider needs the 'anthropic' package: pip install -r requirements-anthropic.txt"
 ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; parameters.max_tokens overrides it
+ANTHROPIC_INPUT_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 class AnthropicProvider:
@@ -267,55 +325,66 @@ class AnthropicProvider:
             ]
         if parameters:
             request["extra_body"] = parameters  # sent as they are: temperature, top_p, stop_sequences, thinking, ...
-        try:
-            response = client.messages.create(**request)
-        except (
-            anthropic.APITimeoutError,
-            anthropic.APIConnectionError,
-            anthropic.RateLimitError,
-            anthropic.InternalServerError,
-        ) as e:
-            raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
-        except anthropic.APIStatusError as error:
-            raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
-        except anthropic.AnthropicError as error:
-            raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        wire_calls: list[dict[str, Any]] = []
-        thinking: list[dict[str, Any]] = []
-        for block in response.content or []:
-            kind = getattr(block, "type", None)
-            if kind == "text":
-                texts.append(block.text)
-            elif kind == "tool_use":
-                raw = json.dumps(block.input)
-                arguments = block.input if isinstance(block.input, dict) else None
-                calls.append(ToolCall(id=block.id, name=tool_name(block.name), arguments=arguments, raw_arguments=raw))
-                wire_calls.append({"id": block.id, "type": "function",
-                                   "function": {"name": block.name, "arguments": raw}})  # fmt: skip
-            elif kind in ("thinking", "redacted_thinking"):
-                thinking.append(block.to_dict(mode="json"))
-        text = "".join(texts)
-        message: dict[str, Any] = {"role": "assistant", "content": text or (None if wire_calls else "")}
-        if wire_calls:
-            message["tool_calls"] = wire_calls
-        if thinking:
-            message["meta"] = {"anthropic_thinking": thinking}
-        usage = response.usage
-        if usage is None:
-            input_tokens = estimate_tokens(json.dumps([system, wire_messages]))
-            output_tokens = estimate_tokens(text + "".join(call.raw_arguments for call in calls))
-        else:
-            input_tokens = (
-                (usage.input_tokens or 0)
-                + (usage.cache_creation_input_tokens or 0)
-                + (usage.cache_read_input_tokens or 0)
-            )
-            output_tokens = usage.output_tokens or 0
-        return Completion(
-            text=text, tool_calls=tuple(calls), input_tokens=input_tokens, output_tokens=output_tokens, message=message
-        )
+        raw = _anthropic_send(anthropic, client, request)
+        body = _json_body(raw)
+        problem = replies.anthropic_message_problem(body)
+        if problem:
+            raise ReplyRefused.estimated(problem, raw, [system, wire_messages])
+        return _anthropic_completion(body, system, wire_messages)
+
+
+def _anthropic_send(anthropic: Any, client: Any, request: dict[str, Any]) -> bytes:
+    """The raw body of the server's answer; ``ProviderError`` for what the SDK says went wrong."""
+    try:
+        return bytes(client.messages.with_raw_response.create(**request).http_response.content)
+    except (
+        anthropic.APITimeoutError,
+        anthropic.APIConnectionError,
+        anthropic.RateLimitError,
+        anthropic.InternalServerError,
+    ) as e:
+        raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
+    except anthropic.APIStatusError as error:
+        raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
+    except anthropic.AnthropicError as error:
+        raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
+
+
+def _anthropic_completion(body: dict[str, Any], system: str, wire_messages: list[dict[str, Any]]) -> Completion:
+    """A Messages body ``agents.replies`` found sound, as a ``Completion`` in the Chat Completions shape."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    wire_calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
+    for block in body["content"]:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            value = block.get("input")
+            raw = json.dumps(value)
+            arguments = value if isinstance(value, dict) else None
+            call_id, name = block["id"], block["name"]
+            calls.append(ToolCall(id=call_id, name=tool_name(name), arguments=arguments, raw_arguments=raw))
+            wire_calls.append(_wire_call(call_id, name, raw))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
+    text = "".join(texts)
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if wire_calls else "")}
+    if wire_calls:
+        message["tool_calls"] = wire_calls
+    if thinking:
+        message["meta"] = {"anthropic_thinking": thinking}
+    usage = body.get("usage")
+    if usage is None:
+        input_tokens = estimate_tokens(json.dumps([system, wire_messages]))
+        output_tokens = estimate_tokens(text + "".join(call.raw_arguments for call in calls))
+    else:
+        input_tokens = sum(usage.get(name) or 0 for name in ANTHROPIC_INPUT_USAGE)
+        output_tokens = usage["output_tokens"]
+    return Completion(
+        text=text, tool_calls=tuple(calls), input_tokens=input_tokens, output_tokens=output_tokens, message=message
+    )
 
 
 def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -349,8 +418,20 @@ def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list
             if blocks:
                 wire.append({"role": "assistant", "content": blocks})
         else:
-            wire.append({"role": "user", "content": _text(message.get("content") or "")})
+            _user_text(wire, _text(message.get("content") or ""))
     return "\n\n".join(part for part in system if part), wire
+
+
+def _user_text(wire: list[dict[str, Any]], text: str) -> None:
+    """A user message's text; after another user message (the input, tool results) it joins that message, so that
+    user and assistant turns alternate as the Messages API expects."""
+    previous = wire[-1] if wire else None
+    if previous is None or previous["role"] != "user":
+        wire.append({"role": "user", "content": text})
+    elif isinstance(previous["content"], list):
+        previous["content"].append({"type": "text", "text": text})
+    else:
+        previous["content"] = [{"type": "text", "text": previous["content"]}, {"type": "text", "text": text}]
 
 
 PROVIDERS: dict[str, Provider] = {

@@ -43,7 +43,7 @@ from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from agents import http_tools, outcomes, providers, tools
+from agents import http_tools, outcomes, providers, replies, tools
 from agents.models import Run, RunStatus, SideEffect, Step, StepKind, StepStatus, Tool, ToolKind
 from agents.signals import run_finished
 from agents.spec import parse_expiry
@@ -456,7 +456,7 @@ def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
             if not asked:
                 ask()
                 asked = True
-            messages.append(detail["message"])
+            messages.append(replies.refusal_message(error) if status == StepStatus.FAILED else detail["message"])
         elif kind == StepKind.TOOL_CALL and call_id and status in SETTLED:
             content = result if status == StepStatus.SUCCEEDED else {"error": error}
             messages.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(content)})
@@ -897,8 +897,9 @@ def _recover(run: Run, step: Step) -> Plan:
 # --- performing and recording -------------------------------------------------------------------------------------
 
 
-def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
-    """The model's answer, retrying retryable errors with backoff inside the wall-time budget; or the error."""
+def _call_model(run: Run, plan_: Plan) -> providers.Completion | providers.ReplyRefused | str:
+    """The model's answer, retrying retryable errors with backoff inside the wall-time budget; a reply refused as
+    it came; or the error."""
     spec = _spec(run)
     model = spec["model"]
     provider = providers.get_provider(model["provider"])
@@ -915,6 +916,8 @@ def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
                 timeout=float(model.get("timeout_seconds", 60)),
                 script=spec.get("script") or [],
             )
+        except providers.ReplyRefused as refused:
+            return refused  # recorded, and the model told on its next call (see ``_record_refusal``)
         except providers.ProviderError as failure:
             error = str(failure)
             if not failure.retryable or attempt == attempts - 1 or _over_time(run, ctx) is not None:
@@ -924,13 +927,15 @@ def _call_model(run: Run, plan_: Plan) -> providers.Completion | str:
     return f"{model['provider']} model {model['name']!r} failed after {attempt + 1} attempt(s): {error}"
 
 
-def _record_model(run: Run, outcome: providers.Completion | str) -> Plan:
+def _record_model(run: Run, outcome: providers.Completion | providers.ReplyRefused | str) -> Plan:
     """Record the model's answer (its proposed tool calls, or the run's answer), then plan the next step."""
     ctx = context(run)
     if isinstance(outcome, str):
         _error_step(run, outcome)
         _finish(run, RunStatus.FAILED, error=outcome)
         return STOP
+    if isinstance(outcome, providers.ReplyRefused):
+        return _record_refusal(run, ctx, outcome)
     tokens = outcome.input_tokens + outcome.output_tokens
     cost = _cost(ctx, outcome.input_tokens, outcome.output_tokens)
     llm, *_ = _add_steps(run, [
@@ -950,6 +955,31 @@ def _record_model(run: Run, outcome: providers.Completion | str) -> Plan:
     _progress(run)
     if not outcome.tool_calls:
         _answer(run, ctx, outcome.text)
+        return STOP
+    return _then_plan(run)
+
+
+def _record_refusal(run: Run, ctx: Context, refused: providers.ReplyRefused) -> Plan:
+    """A reply nothing may act on (``agents.replies``): a failed ``llm_call`` step saying why, nothing of it done,
+    the model told on its next call (see ``conversation``), within the run's budgets. The run fails once more
+    replies in a row were refused than the model's ``max_retries``."""
+    tokens = refused.input_tokens + refused.output_tokens
+    cost = _cost(ctx, refused.input_tokens, refused.output_tokens)
+    detail = {"reply": refused.excerpt, "input_tokens": refused.input_tokens, "output_tokens": refused.output_tokens}
+    error = f"reply refused: {refused}"
+    step = _add_step(run, StepKind.LLM_CALL, StepStatus.FAILED, tokens=tokens, cost=cost, detail=detail, error=error)
+    run.steps_used, run.tokens_used, run.cost_used = run.steps_used + 1, run.tokens_used + tokens, run.cost_used + cost
+    _save(run, "steps_used", "tokens_used", "cost_used")
+    details = {"reason": str(refused), "tokens": tokens, "cost": str(cost)}
+    audit_record(actor=run_actor(run), action="agent.model.refused", target=step, details=details)
+    _progress(run)
+    model = ctx.spec["model"]
+    in_a_row = replies.refused_in_a_row([s.status for s in _steps(run) if s.kind == StepKind.LLM_CALL])
+    if in_a_row > int(model.get("max_retries", 3)):
+        label = f"{model['provider']} model {model['name']!r}"
+        failed = f"{label}: {in_a_row} replies in a row were refused; the last: {refused}"
+        _error_step(run, failed)
+        _finish(run, RunStatus.FAILED, error=failed)
         return STOP
     return _then_plan(run)
 

@@ -1,5 +1,5 @@
-"""A real HTTP server on loopback speaking a model API (the Chat Completions protocol, or the Messages protocol as
-the Anthropic tests set it up), for the tests of everything that calls a model (agent runs, persona phrasing), and
+"""A real HTTP server on loopback speaking a model API (the Chat Completions protocol, or Anthropic's Messages
+protocol), for the tests of everything that calls a model (agent runs, persona phrasing), and
 what the provider tests send it (``MESSAGES``, ``ECHO_TOOL``, ``model``, ``complete``). No network is used."""
 
 import json
@@ -18,9 +18,14 @@ from agents import providers
 
 @dataclass
 class Reply:
+    """An answer of the server: ``body`` as JSON, or ``raw`` bytes sent exactly as they are (what a JSON encoder
+    would never write: ``NaN``, ``1e400``, a body that is not JSON at all)."""
+
     status: int = 200
     body: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -51,10 +56,10 @@ class ModelServer:
                 else:
                     reply = server.replies.pop(0) if server.replies else server.fallback
                 time.sleep(reply.delay)
-                data = json.dumps(reply.body).encode()
+                data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -112,6 +117,46 @@ def completion(
     if usage:
         body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
     return Reply(body=body)
+
+
+def messages_error(status: int, kind: str, message: str) -> Reply:
+    """An error of the Messages protocol."""
+    return Reply(status, {"type": "error", "error": {"type": kind, "message": message}})
+
+
+def messages_server() -> ModelServer:
+    """The Messages protocol (Anthropic's): ``POST /v1/messages``, SDK base URL the server's root."""
+    return ModelServer(
+        "/v1/messages",
+        messages_error(500, "api_error", "no reply scripted"),
+        lambda path: messages_error(404, "not_found_error", f"no route {path}"),
+    )
+
+
+def message(*content: dict[str, Any], usage: tuple[int, int] = (7, 3), **usage_extra: int) -> Reply:
+    """A Messages reply of these content blocks."""
+    calls = any(block["type"] == "tool_use" for block in content)
+    usage_body = {"input_tokens": usage[0], "output_tokens": usage[1], **usage_extra}
+    return Reply(
+        body={
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": "test-model",
+            "content": list(content),
+            "stop_reason": "tool_use" if calls else "end_turn",
+            "stop_sequence": None,
+            "usage": usage_body,
+        }
+    )
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def tool_use(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
 
 
 # --- what the provider tests send -----------------------------------------------------------------------------------

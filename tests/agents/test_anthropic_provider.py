@@ -13,27 +13,29 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from agents import providers, runtime, services
+from agents import providers, runtime
 from agents.models import Run, RunStatus, StepKind, StepStatus
-from audit.context import Actor
 from tests import chat_server
 from tests.agents.unit_tools import release_agent, spec, start_run
-from tests.chat_server import ECHO_TOOL, MESSAGES, ModelServer, Reply, Request, serving
+from tests.chat_server import (
+    ECHO_TOOL,
+    MESSAGES,
+    ModelServer,
+    Reply,
+    Request,
+    message,
+    messages_server,
+    serving,
+    text,
+    tool_use,
+)
+from tests.support import tools_release
 
 KEY_VARIABLE = "TEST_ANTHROPIC_KEY"
 KEY = "sk-ant-test-loopback"
 OWNER = "test-owner"
 model = functools.partial(chat_server.model, "anthropic", key_variable=KEY_VARIABLE)
 complete = functools.partial(chat_server.complete, "anthropic", key_variable=KEY_VARIABLE)
-
-
-def messages_server() -> ModelServer:
-    """The Messages protocol: ``POST /v1/messages``, SDK base URL the server's root."""
-    return ModelServer(
-        "/v1/messages",
-        error(500, "api_error", "no reply scripted"),
-        lambda path: error(404, "not_found_error", f"no route {path}"),
-    )
 
 
 @pytest.fixture
@@ -50,23 +52,6 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def message(*content: dict[str, Any], usage: tuple[int, int] = (7, 3), **usage_extra: int) -> Reply:
-    tool_use = any(block["type"] == "tool_use" for block in content)
-    return Reply(body={
-        "id": "msg_test", "type": "message", "role": "assistant", "model": "test-model", "content": list(content),
-        "stop_reason": "tool_use" if tool_use else "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": usage[0], "output_tokens": usage[1], **usage_extra},
-    })  # fmt: skip
-
-
-def text(value: str) -> dict[str, Any]:
-    return {"type": "text", "text": value}
-
-
-def tool_use(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
-    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
-
-
 def chat_tool_call(call_id: str, wire_name: str, arguments: str) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": wire_name, "arguments": arguments}}
 
@@ -76,8 +61,8 @@ def sent_key(request: Request) -> str:
     return request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
 
 
-def error(status: int, kind: str, text: str) -> Reply:
-    return Reply(status, {"type": "error", "error": {"type": kind, "message": text}})
+def error(status: int, kind: str, message: str) -> Reply:
+    return chat_server.messages_error(status, kind, message)
 
 
 # --- the provider -----------------------------------------------------------------------------------------------
@@ -269,9 +254,9 @@ def test_without_the_package_the_provider_says_how_to_install_it(
 
 
 @pytest.fixture
-def committed(transactional_db: None) -> None:
-    """Committed data (tools run in a thread of their own), with the test tools in the ``Tool`` table."""
-    services.tools_sync(actor=Actor.system("tests"))
+def committed(transactional_db: None, approver: User) -> None:
+    """Committed data (tools run in a thread of their own), with the test tools released (``tools_release``)."""
+    tools_release(approver)
 
 
 def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(
