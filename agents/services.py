@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from agents import http_tools, runtime, tools
 from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
+from agents.spec import input_errors
 from audit.context import Actor, audit_context
 from audit.services import audit_record
 from config.errors import Conflict, DomainError, NotAllowed, NotFound
@@ -118,6 +119,8 @@ def _start(
             _same_request(existing, agent, input, label)
             return existing, False
     version = label_resolve(kind=AGENT_KIND, slug=agent, label=label)
+    if errors := input_errors(version.spec, input):
+        raise DomainError(f"The input does not match what {agent} v{version.number} takes.", fields=errors)
     pinned = (
         LabelPointer.objects.filter(object__kind=POLICY_KIND, label__name=label)
         .select_related("object", "version")

@@ -9,6 +9,8 @@ import datetime as dt
 import re
 from typing import Any
 
+import jsonschema
+
 from agents import model_access
 from governance.checks import CheckResult
 from governance.policies import ConditionError, compile_condition
@@ -28,6 +30,11 @@ AGENT_SCHEMA: dict[str, Any] = {
     "properties": {
         "description": {"type": "string", "maxLength": 2000},
         "instructions": {"type": "string", "minLength": 1, "maxLength": 20000, "description": "The system prompt."},
+        "input_schema": {
+            "type": "object",
+            "description": "JSON Schema (draft 2020-12) a run's input must satisfy; a run whose input does not is "
+            "refused with field errors. Without one, any JSON object is accepted.",
+        },
         "model": {
             "type": "object",
             "additionalProperties": False,
@@ -193,6 +200,11 @@ def validate_agent(spec: Any) -> dict[str, list[str]]:
             _compile(constraint, f"{path}.constraints[{c_index}]", errors)
         if "expires_at" in grant and parse_expiry(grant["expires_at"]) is None:
             errors.setdefault(f"{path}.expires_at", []).append("Write a timestamp like 2027-01-31T18:00:00Z.")
+    if "input_schema" in spec:
+        try:
+            jsonschema.Draft202012Validator.check_schema(spec["input_schema"])
+        except jsonschema.SchemaError as error:
+            errors.setdefault("input_schema", []).append(f"Not a JSON Schema: {error.message}")
     script = spec.get("script")
     provider = spec["model"]["provider"]
     if provider != "scripted":
@@ -240,4 +252,17 @@ def script_call_errors(spec: dict[str, Any], parameters: dict[str, dict[str, Any
                 )
         for name in sorted(set(schema.get("required") or []) - given):
             errors.setdefault(path, []).append(f"{entry['call']} needs the argument {name!r}, which is not given.")
+    return errors
+
+
+def input_errors(spec: dict[str, Any], given: Any) -> dict[str, list[str]]:
+    """Field errors (``input.sku``) of a run's input against the agent's ``input_schema``; none without one."""
+    schema = spec.get("input_schema")
+    if schema is None:
+        return {}
+    errors: dict[str, list[str]] = {}
+    validator = jsonschema.Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(given), key=lambda e: list(e.absolute_path)):
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+        errors.setdefault(f"input{path}", []).append(error.message)
     return errors
