@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import RunStatus
+from agents.models import RunOutcome, RunStatus
 from audit.context import Actor
 from audit.services import audit_chain_verify, audit_checkpoint_write, audit_record
 from console.dashboard import REVIEW_ROWS
@@ -188,6 +188,27 @@ def test_the_embedded_metrics_are_the_api_figures(client: Client, admin: User, a
     assert '<option value="agent:inventory">' in metrics
     assert '<option value="persona:support">' in metrics
     assert 'data-metrics-url="/api/metrics/"' in metrics
+
+
+def test_the_dashboard_counts_outcomes_not_statuses(client: Client, viewer: User, cast: Cast) -> None:
+    agent = cast.subject("agent", "inventory")
+    now = timezone.now()
+    cast.run(agent, at=now - dt.timedelta(hours=1), took=5)
+    cast.run(agent, at=now - dt.timedelta(hours=2), took=5, outcome=RunOutcome.NOT_COMPLETED)  # writes all denied
+    cast.run(agent, at=now - dt.timedelta(hours=3), status=RunStatus.FAILED, took=5, outcome=RunOutcome.ESCALATED)
+    cast.run(agent, at=now - dt.timedelta(minutes=5), status=RunStatus.AWAITING_APPROVAL)  # not finished
+    metrics = section(index_page(client, viewer), "metrics")
+    completion = re.search(r'<div id="metrics-completion">.*?</div>', metrics, re.DOTALL)
+    assert completion
+    text = " ".join(re.sub(r"<[^>]+>", "", completion.group(0)).split())
+    assert text == (
+        "Task completion rate33.3 % 1 completed of 3 finished runs; 1 not completed, 1 escalated (2 ended succeeded)"
+    )
+    assert '<span data-figure="run_escalation_rate" data-format="percent">33.3 %</span> runs' in metrics
+    row = re.search(r'<table class="console-table" id="metrics-agents">.*?<tbody>(.*?)</tbody>', metrics, re.DOTALL)
+    assert row
+    cells = re.findall(r'<td class="console-number">([^<]*)</td>', row.group(1))
+    assert cells[:4] == ["4", "33.3 %", "1", "1"]  # runs started, completion, not completed, escalated
 
 
 def test_the_page_loads_nothing_from_elsewhere(client: Client, admin: User, activity: dict[str, Any]) -> None:

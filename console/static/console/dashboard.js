@@ -13,6 +13,11 @@
 
     var CHARTS = [
         {title: "Task completion rate (%)", series: [{key: "task_completion_rate", label: "completed", scale: 100}]},
+        {title: "Finished runs by outcome", series: [
+            {key: "runs_completed", label: "completed"},
+            {key: "runs_not_completed", label: "not completed"},
+            {key: "runs_escalated", label: "escalated"}
+        ]},
         {title: "Median time to resolution (minutes)", series: [
             {key: "median_run_resolution_seconds", label: "runs", scale: 1 / 60},
             {key: "median_conversation_resolution_seconds", label: "conversations", scale: 1 / 60}
@@ -21,7 +26,10 @@
         {title: "Policy violations per 100 interactions", series: [
             {key: "policy_violations_per_100_interactions", label: "per 100"}
         ]},
-        {title: "Escalation rate (%)", series: [{key: "escalation_rate", label: "escalated", scale: 100}]},
+        {title: "Escalation rate (%)", series: [
+            {key: "run_escalation_rate", label: "runs", scale: 100},
+            {key: "escalation_rate", label: "conversations", scale: 100}
+        ]},
         {title: "Cost", series: [{key: "cost", label: "cost"}]}
     ];
     var NO_FIGURE = "\u2014";
@@ -66,7 +74,7 @@
     Dashboard.prototype.draw = function (data) {
         var self = this;
         var stamps = data.daily.map(function (day) { return dayStamp(day.date); });
-        var colours = [cssVar("--secondary", "#417690"), cssVar("--primary", "#79aec8")];
+        var colours = [cssVar("--secondary", "#417690"), cssVar("--primary", "#79aec8"), cssVar("--error-fg", "#ba2121")];
         var axis = {stroke: cssVar("--body-quiet-color", "#666"), grid: {stroke: cssVar("--hairline-color", "#e8e8e8")},
                     ticks: {stroke: cssVar("--hairline-color", "#e8e8e8")}};
         this.plots.forEach(function (plot) { plot.destroy(); });
@@ -86,7 +94,7 @@
                 axes: [Object.assign({}, axis), Object.assign({size: 45}, axis)],
                 series: [{label: "day", value: "{YYYY}-{MM}-{DD}"}].concat(chart.series.map(function (spec, index) {
                     return {label: spec.label, stroke: colours[index % colours.length], width: 2,
-                            dash: index ? [6, 4] : undefined, points: {show: true, size: 4},
+                            dash: [undefined, [6, 4], [2, 3]][index % 3], points: {show: true, size: 4},
                             value: function (u, value) { return value === null ? NO_FIGURE : value.toFixed(2); }};
                 }))
             };
