@@ -96,6 +96,7 @@ class AuditEventAdmin(LargeTableAdmin, ReadOnlyAdmin):
         "correlation_id",
         "prev_hash",
         "hash",
+        "seal",
     )
 
     def get_urls(self) -> list[URLPattern]:
@@ -144,6 +145,7 @@ class AuditEventAdmin(LargeTableAdmin, ReadOnlyAdmin):
             "opts": self.opts,
             "title": "Audit trail verification",
             "result": result,
+            "checks": result.check_list(),
         }
         return TemplateResponse(request, "admin/audit/verify.html", context)
 

@@ -1,17 +1,17 @@
-"""The chain's arithmetic: canonical JSON, event hashes, checkpoint signatures, and verification.
+"""The chain's arithmetic: canonical JSON, event hashes, event seals and checkpoint signatures.
 
 An event's hash is SHA-256 over the canonical JSON of its fields and the previous event's hash. The
 details enter only as their own digest, so details can be redacted for retention while the chain still
-verifies. Checkpoints sign a chain head with HMAC-SHA256 under ``settings.AUDIT_CHECKPOINT_KEY``.
+verifies. Checkpoints sign a chain head with HMAC-SHA256 under ``settings.AUDIT_CHECKPOINT_KEY``, and each
+event carries a seal: an HMAC of its content under a key derived from it, which nobody without the key can
+compute, so a forged event is found even when its hash and every later one were computed correctly.
 """
 
 import datetime as dt
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -132,119 +132,47 @@ def checkpoint_signature(key: str, *, sequence: int, chain_hash: str, created_at
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass
-class Verification:
-    """The outcome of checking the chain and its checkpoints."""
+def seal_key(key: str) -> bytes:
+    """The key that seals events, derived from the checkpoint key: one secret to keep, its two uses kept apart."""
+    return hmac.new(key.encode(), b"steward audit event seal", hashlib.sha256).digest()
 
-    events_checked: int = 0
-    checkpoints_checked: int = 0
-    last_sequence: int = 0
-    last_hash: str = GENESIS_HASH
-    first_broken_sequence: int | None = None
-    problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+def seal_text(values: dict[str, Any]) -> str:
+    """What a seal covers: the canonical text of the hashed fields with ``created_at``, ``prev_hash`` and
+    ``sequence`` left empty (on PostgreSQL they are filled in by the database, under the chain's lock)."""
+    return "".join(canonical_parts(values))
 
-    def fail(self, sequence: int, problem: str) -> None:
-        if self.first_broken_sequence is None or sequence < self.first_broken_sequence:
-            self.first_broken_sequence = sequence
-        self.problems.append(problem)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "events_checked": self.events_checked,
-            "checkpoints_checked": self.checkpoints_checked,
-            "last_sequence": self.last_sequence,
-            "last_hash": self.last_hash,
-            "first_broken_sequence": self.first_broken_sequence,
-            "problems": self.problems,
-            "seconds": round(self.seconds, 3),
-        }
+def event_seal(key: bytes, text: str) -> str:
+    """128 bits of HMAC-SHA256 over ``seal_text``: proof that whoever wrote the event held the key."""
+    return hmac.digest(key, text.encode(), "sha256").hex()[:32]
 
 
 @dataclass(frozen=True)
 class CheckpointRecord:
-    id: int
+    """A signed chain head, from the database or read back from an external sink; ``label`` names where."""
+
+    label: str
     sequence: int
     hash: str
     created_at: dt.datetime
     signature: str
 
+    def signature_is_valid(self, key: str) -> bool:
+        expected = checkpoint_signature(key, sequence=self.sequence, chain_hash=self.hash, created_at=self.created_at)
+        return hmac.compare_digest(expected, self.signature)
 
-# The row layout ``verify`` reads, every value as the canonical text: the hashed fields first, in order.
-ROW_FIELDS = (*HASHED_FIELDS, "details", "redacted", "hash")
-
-
-def verify(rows: Iterable[Sequence[Any]], checkpoints: Iterable[CheckpointRecord], *, key: str) -> Verification:
-    """Check ``rows`` (laid out as ``ROW_FIELDS``, ordered by sequence) and ``checkpoints``.
-
-    Names the first broken sequence number: an edited event breaks its own hash, a deleted one leaves a
-    gap, an inserted or reordered one breaks the link to its predecessor, a rewritten stretch disagrees
-    with a signed checkpoint, and a truncated tail ends before the last checkpoint.
-    """
-    started = time.perf_counter()
-    result = Verification()
-    by_sequence: dict[int, list[CheckpointRecord]] = {}
-    for checkpoint in checkpoints:
-        result.checkpoints_checked += 1
-        expected = checkpoint_signature(
-            key, sequence=checkpoint.sequence, chain_hash=checkpoint.hash, created_at=checkpoint.created_at
+    def as_line(self) -> str:
+        """The checkpoint as one line of an external sink (canonical JSON, the fields its signature covers)."""
+        return canonical_json(
+            {
+                "sequence": self.sequence,
+                "hash": self.hash,
+                "created_at": timestamp(self.created_at),
+                "signature": self.signature,
+            }
         )
-        if not hmac.compare_digest(expected, checkpoint.signature):
-            result.fail(
-                checkpoint.sequence,
-                f"checkpoint {checkpoint.id} (event {checkpoint.sequence}) has an invalid signature: "
-                "forged, altered, or signed with another key",
-            )
-            continue
-        by_sequence.setdefault(checkpoint.sequence, []).append(checkpoint)
 
-    expected_sequence = 1
-    prev_hash = GENESIS_HASH
-    broken = False
-    sha256 = hashlib.sha256
-    for row in rows:
-        sequence, details, redacted, stored_hash = row[8], row[12], row[13], row[14]
-        if not broken:
-            if sequence != expected_sequence:
-                missing = (
-                    f"event {expected_sequence}"
-                    if sequence == expected_sequence + 1
-                    else f"events {expected_sequence}-{sequence - 1}"
-                )
-                result.fail(expected_sequence, f"{missing} missing: deleted from the trail")
-            elif row[7] != prev_hash:
-                result.fail(sequence, f"event {sequence} does not link to event {sequence - 1}: inserted or reordered")
-            elif sha256(canonical_text(*row[:12]).encode()).hexdigest() != stored_hash:
-                result.fail(sequence, f"event {sequence} does not match its hash: edited")
-            elif not redacted and sha256(details.encode()).hexdigest() != row[6]:
-                result.fail(sequence, f"event {sequence} details do not match their digest: edited")
-            broken = result.first_broken_sequence is not None
-        if sequence in by_sequence:
-            for checkpoint in by_sequence.pop(sequence):
-                if checkpoint.hash != stored_hash:
-                    result.fail(
-                        sequence,
-                        f"event {sequence} differs from signed checkpoint {checkpoint.id}: the chain was rewritten",
-                    )
-        result.events_checked += 1
-        prev_hash = stored_hash
-        expected_sequence = sequence + 1
-    if result.events_checked:
-        result.last_sequence, result.last_hash = expected_sequence - 1, prev_hash
 
-    beyond_tail = [sequence for sequence in by_sequence if sequence > result.last_sequence]
-    if beyond_tail:
-        sequence = max(beyond_tail)
-        checkpoint = by_sequence[sequence][0]
-        result.fail(
-            result.last_sequence + 1,
-            f"the trail ends at event {result.last_sequence} but signed checkpoint {checkpoint.id} covers "
-            f"event {sequence}: events {result.last_sequence + 1}-{sequence} were truncated",
-        )
-    result.seconds = time.perf_counter() - started
-    return result
+# The row layout verification reads, every value as the canonical text: the hashed fields first, in order.
+ROW_FIELDS = (*HASHED_FIELDS, "details", "redacted", "hash", "seal")

@@ -78,6 +78,9 @@ class AuditEvent(AppendOnlyModel):
     redacted_at = models.DateTimeField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # HMAC of the event's content under a key the database never sees (``integrity.event_seal``); empty on
+    # events appended before seals began.
+    seal = models.CharField(max_length=32, blank=True, default="")
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -110,6 +113,7 @@ class AuditCheckpoint(AppendOnlyModel):
     class Meta:
         ordering = ["-sequence"]
         default_permissions = ("view",)
+        indexes = [models.Index(fields=["sequence"], name="audit_checkpoint_seq_idx")]
 
     def __str__(self) -> str:
         return f"checkpoint at event {self.sequence}"

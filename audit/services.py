@@ -1,10 +1,12 @@
 """Every write to the audit trail goes through these functions."""
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +14,7 @@ from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from audit import export, integrity
+from audit import export, integrity, sinks, verification
 from audit.context import Actor, current_correlation_id
 from audit.models import AuditCheckpoint, AuditEvent
 
@@ -36,7 +38,25 @@ class Target:
         return cls(type=obj._meta.label_lower, id=str(obj.pk), label=str(obj)[:200])
 
 
-def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> AuditEvent:
+@dataclass(frozen=True)
+class _Appended:
+    """An appended event and the newest checkpoint the append saw (sequence 0 and the first event's time when
+    there is none yet): what decides whether the append also writes a checkpoint."""
+
+    event: AuditEvent
+    checkpoint_sequence: int
+    checkpoint_at: dt.datetime
+
+
+def _newest_checkpoint(now: dt.datetime) -> tuple[int, dt.datetime]:
+    newest = AuditCheckpoint.objects.order_by("-sequence").values_list("sequence", "created_at").first()
+    if newest is not None:
+        return newest
+    first = AuditEvent.objects.order_by("sequence").values_list("created_at", flat=True).first()
+    return 0, first or now
+
+
+def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> _Appended:
     """SQLite: every transaction begins ``IMMEDIATE`` (settings), holding the database's single write
     lock, so reading the chain's end and appending cannot interleave with another writer."""
     last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
@@ -45,14 +65,17 @@ def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> AuditE
     values["created_at"] = timezone.now()
     values["prev_hash"] = last_hash
     values["hash"] = integrity.event_hash(values)
-    return AuditEvent.objects.create(details=details, **values)
+    checkpoint_sequence, checkpoint_at = _newest_checkpoint(values["created_at"])
+    event = AuditEvent.objects.create(details=details, **values)
+    return _Appended(event, checkpoint_sequence, checkpoint_at)
 
 
-def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> AuditEvent:
-    """One call to ``audit_append`` (migration 0003): lock, read the end, hash and insert in one round trip."""
+def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> _Appended:
+    """One call to ``audit_append`` (migration 0004): lock, read the end and the newest checkpoint, hash and
+    insert in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 *integrity.canonical_parts(values),
                 values["actor_type"],
@@ -65,15 +88,25 @@ def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> Au
                 integrity.canonical_json(details),
                 values["details_digest"],
                 values["correlation_id"],
+                values["seal"],
             ],
         )
-        sequence, created_at, prev_hash, chain_hash = cursor.fetchone()
+        sequence, created_at, prev_hash, chain_hash, checkpoint_sequence, checkpoint_at = cursor.fetchone()
     event = AuditEvent(
         sequence=sequence, created_at=created_at, prev_hash=prev_hash, hash=chain_hash, details=details, **values
     )
     event._state.adding = False
     event._state.db = connection.alias
-    return event
+    return _Appended(event, checkpoint_sequence, checkpoint_at)
+
+
+def _checkpoint_is_due(appended: _Appended) -> bool:
+    """Every ``AUDIT_CHECKPOINT_EVERY_EVENTS`` events, and at the first append ``AUDIT_CHECKPOINT_INTERVAL``
+    seconds after the newest checkpoint (beat covers a trail nobody appends to)."""
+    event = appended.event
+    if event.sequence - appended.checkpoint_sequence >= settings.AUDIT_CHECKPOINT_EVERY_EVENTS:
+        return True
+    return (event.created_at - appended.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_INTERVAL
 
 
 def audit_record(
@@ -89,7 +122,9 @@ def audit_record(
     ``action`` is namespaced (``persona.version.released``). ``details`` must never hold secrets. The
     chain stays locked until the caller's transaction ends (an advisory lock on PostgreSQL, the write
     lock on SQLite), so concurrent appends queue up and the chain neither forks nor leaves gaps; a
-    rolled-back caller leaves no event behind.
+    rolled-back caller leaves no event behind. Each event is sealed with a key the database never sees, and
+    every ``AUDIT_CHECKPOINT_EVERY_EVENTS`` events (or ``AUDIT_CHECKPOINT_INTERVAL`` seconds) the append also
+    signs a checkpoint of itself, stored in the same transaction and sent to the external sinks after commit.
     """
     if "." not in action:
         raise ValueError(f"audit action {action!r} must be namespaced, like 'agent.run.started'")
@@ -106,10 +141,13 @@ def audit_record(
         "details_digest": integrity.details_digest(clean_details),
         "correlation_id": correlation_id or current_correlation_id(),
     }
+    values["seal"] = integrity.event_seal(_seal_key(), integrity.seal_text(values))
     with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            return _append_in_postgresql(values, clean_details)
-        return _append_in_python(values, clean_details)
+        append = _append_in_postgresql if connection.vendor == "postgresql" else _append_in_python
+        appended = append(values, clean_details)
+        if _checkpoint_is_due(appended):
+            _checkpoint_sign(sequence=appended.event.sequence, chain_hash=appended.event.hash)
+    return appended.event
 
 
 @transaction.atomic
@@ -129,16 +167,18 @@ def audit_event_redact(*, actor: Actor, sequence: int, reason: str) -> AuditEven
     return AuditEvent.objects.get(sequence=sequence)
 
 
-@transaction.atomic
-def audit_checkpoint_write(*, actor: Actor) -> AuditCheckpoint | None:
-    """Sign the current chain head and store it; also log it, so a copy lives outside the database.
+@functools.cache
+def _seal_key_for(key: str) -> bytes:
+    return integrity.seal_key(key)
 
-    Returns ``None`` when the trail is still empty.
-    """
-    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-    if head is None:
-        return None
-    sequence, chain_hash = head
+
+def _seal_key() -> bytes:
+    return _seal_key_for(settings.AUDIT_CHECKPOINT_KEY)
+
+
+def _checkpoint_sign(*, sequence: int, chain_hash: str) -> AuditCheckpoint:
+    """Store a signed checkpoint of event ``sequence``; once the transaction commits, log it and send it to the
+    external sinks (``AUDIT_CHECKPOINT_SINK``), where whoever rewrites the database cannot reach it."""
     created_at = timezone.now()
     checkpoint = AuditCheckpoint.objects.create(
         sequence=sequence,
@@ -148,22 +188,32 @@ def audit_checkpoint_write(*, actor: Actor) -> AuditCheckpoint | None:
             settings.AUDIT_CHECKPOINT_KEY, sequence=sequence, chain_hash=chain_hash, created_at=created_at
         ),
     )
+    line = _checkpoint_record(checkpoint).as_line()
+    transaction.on_commit(functools.partial(_checkpoint_publish, line), robust=True)
+    return checkpoint
+
+
+def _checkpoint_publish(line: str) -> None:
+    logger.info("audit checkpoint %s", line)
+    sinks.publish(line)
+
+
+@transaction.atomic
+def audit_checkpoint_write(*, actor: Actor) -> AuditCheckpoint | None:
+    """Sign the current chain head and store it; after commit also log it and send it to the external sinks.
+
+    Returns ``None`` when the trail is still empty.
+    """
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+    if head is None:
+        return None
+    sequence, chain_hash = head
+    checkpoint = _checkpoint_sign(sequence=sequence, chain_hash=chain_hash)
     audit_record(
         actor=actor,
         action="audit.checkpoint.written",
         target=checkpoint,
         details={"sequence": sequence, "hash": chain_hash},
-    )
-    logger.info(
-        "audit checkpoint %s",
-        integrity.canonical_json(
-            {
-                "sequence": sequence,
-                "hash": chain_hash,
-                "created_at": integrity.timestamp(created_at),
-                "signature": checkpoint.signature,
-            }
-        ),
     )
     return checkpoint
 
@@ -173,12 +223,12 @@ _ROW_SQL = {
         SELECT action, actor_id, actor_label, actor_type, correlation_id::text,
                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
                details_digest, prev_hash, sequence, target_id, target_label, target_type,
-               details, redacted_at IS NOT NULL, hash
+               details, redacted_at IS NOT NULL, hash, seal
         FROM audit_auditevent ORDER BY sequence""",
     "sqlite": """
         SELECT action, actor_id, actor_label, actor_type, correlation_id, created_at,
                details_digest, prev_hash, sequence, target_id, target_label, target_type,
-               details, redacted_at IS NOT NULL, hash
+               details, redacted_at IS NOT NULL, hash, seal
         FROM audit_auditevent ORDER BY sequence""",
 }
 
@@ -187,7 +237,7 @@ def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """SQLite gives 32 hex digits and a naive UTC datetime: make them the canonical text."""
     correlation_id = str(uuid.UUID(row[4]))
     created_at = integrity.timestamp(row[5].replace(tzinfo=dt.UTC))
-    return (*row[:4], correlation_id, created_at, *row[6:13], bool(row[13]), row[14])
+    return (*row[:4], correlation_id, created_at, *row[6:13], bool(row[13]), row[14], row[15])
 
 
 def _event_rows() -> Iterator[tuple[Any, ...]]:
@@ -201,18 +251,42 @@ def _event_rows() -> Iterator[tuple[Any, ...]]:
                 yield from rows
 
 
-def _checkpoints() -> list[integrity.CheckpointRecord]:
-    return [
-        integrity.CheckpointRecord(
-            id=row.pk, sequence=row.sequence, hash=row.hash, created_at=row.created_at, signature=row.signature
-        )
-        for row in AuditCheckpoint.objects.order_by("sequence")
-    ]
+def _checkpoint_record(row: AuditCheckpoint) -> integrity.CheckpointRecord:
+    return integrity.CheckpointRecord(
+        label=f"checkpoint {row.pk}",
+        sequence=row.sequence,
+        hash=row.hash,
+        created_at=row.created_at,
+        signature=row.signature,
+    )
 
 
-def audit_chain_verify(*, actor: Actor) -> integrity.Verification:
-    """Recompute the whole chain and check every checkpoint; record who verified and what was found."""
-    result = integrity.verify(_event_rows(), _checkpoints(), key=settings.AUDIT_CHECKPOINT_KEY)
+def _external(path: Path | None) -> verification.External | None:
+    path = path or sinks.configured_file()
+    if path is None:
+        return None
+    found = sinks.read_checkpoints(path)
+    return verification.External(path=str(path), records=found.records, problems=found.problems)
+
+
+def checkpoint_window() -> verification.Window:
+    """Fewer than ``AUDIT_CHECKPOINT_EVERY_EVENTS`` events after the newest checkpoint, and that checkpoint at
+    most twice ``AUDIT_CHECKPOINT_INTERVAL`` old: one missed beat is tolerated, not two."""
+    return verification.Window(
+        events=settings.AUDIT_CHECKPOINT_EVERY_EVENTS, seconds=2.0 * settings.AUDIT_CHECKPOINT_INTERVAL
+    )
+
+
+def audit_chain_verify(*, actor: Actor, checkpoints: Path | None = None) -> verification.Verification:
+    """Recompute the whole chain and check every checkpoint, the database's and those in the file
+    ``checkpoints`` (by default the configured file sink); record who verified and what was found."""
+    result = verification.verify(
+        _event_rows(),
+        map(_checkpoint_record, AuditCheckpoint.objects.order_by("sequence")),
+        key=settings.AUDIT_CHECKPOINT_KEY,
+        window=checkpoint_window(),
+        external=_external(checkpoints),
+    )
     with transaction.atomic():
         audit_record(
             actor=actor,

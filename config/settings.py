@@ -74,6 +74,11 @@ SECRET_KEY = var_secret("SECRET_KEY", "secret-key")
 # database must not also be able to forge the signed chain heads that reveal a truncated tail.
 AUDIT_CHECKPOINT_KEY = var_secret("AUDIT_CHECKPOINT_KEY", "audit-checkpoint-key")
 AUDIT_CHECKPOINT_INTERVAL = env_int("AUDIT_CHECKPOINT_INTERVAL", 300, minimum=10)
+# An append also signs a checkpoint every this many events; verification allows fewer events after the newest one.
+AUDIT_CHECKPOINT_EVERY_EVENTS = env_int("AUDIT_CHECKPOINT_EVERY_EVENTS", 100, minimum=1)
+# Where checkpoints are also written, out of the database's reach: file:PATH, syslog:, syslog:/socket or
+# syslog://host:port, comma-separated (audit.sinks). Verification reads the first file sink back by default.
+AUDIT_CHECKPOINT_SINK = env_str("AUDIT_CHECKPOINT_SINK", f"file:{VAR_DIR / 'audit-checkpoints.jsonl'}")
 
 # Governed configuration: kinds whose versions need two distinct approvers, and how long a review may wait.
 GOVERNANCE_TWO_APPROVER_KINDS = env_list("GOVERNANCE_TWO_APPROVER_KINDS", ["guardrail_policy"])

@@ -98,9 +98,9 @@ def test_an_inserted_event_is_found(trail: list[AuditEvent]) -> None:
     forged["hash"] = integrity.event_hash(forged)
     AuditEvent.objects.bulk_create([AuditEvent(details={}, **forged)])  # inserting needs no trickery
     result = audit_chain_verify(actor=SYSTEM)
-    # The forged event itself links and hashes correctly; the displaced original no longer does.
-    assert result.first_broken_sequence == at + 1
-    assert not result.ok
+    # The forged event links and hashes correctly, but carries no seal: only the key's holder can make one.
+    assert result.first_broken_sequence == at
+    assert "carries no seal" in result.problems[0]
 
 
 def test_reordered_events_are_found(trail: list[AuditEvent]) -> None:
@@ -134,8 +134,9 @@ def test_a_truncated_tail_without_a_later_checkpoint_goes_unseen_so_checkpoints_
     assert audit_chain_verify(actor=SYSTEM).ok
 
 
-def test_a_rewritten_chain_disagrees_with_the_signed_checkpoint(trail: list[AuditEvent]) -> None:
-    """A forger who edits an event and recomputes every later hash still contradicts the checkpoint."""
+def test_a_rewritten_chain_is_reported_at_the_edited_event(trail: list[AuditEvent]) -> None:
+    """A forger who edits an event and recomputes every later hash contradicts the signed checkpoint, and the
+    edited event's seal names it."""
     checkpoint = audit_checkpoint_write(actor=SYSTEM)
     assert checkpoint is not None
     victim = trail[3].sequence
@@ -154,8 +155,9 @@ def test_a_rewritten_chain_disagrees_with_the_signed_checkpoint(trail: list[Audi
         )
         prev_hash = row["hash"]
     result = audit_chain_verify(actor=SYSTEM)
-    assert result.first_broken_sequence == checkpoint.sequence
-    assert "rewritten" in result.problems[0]
+    assert result.first_broken_sequence == victim
+    assert f"event {victim} does not match its seal" in result.problems[0]
+    assert f"event {checkpoint.sequence} differs from signed checkpoint {checkpoint.pk}" in result.problems[1]
 
 
 def test_a_forged_checkpoint_is_found(trail: list[AuditEvent]) -> None:
