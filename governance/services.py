@@ -197,7 +197,8 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
     """Freeze the draft as the next version and put it in the review queue.
 
     The spec must satisfy the kind's schema and validators (400 with field errors otherwise). The kind's
-    checks run now; their results travel with the version, and a failing one will block approval.
+    checks run now: one with errors refuses the submit (400, ``checks_failed``, naming each error); their results
+    travel with the version.
     ``label`` is where the version is meant to go: reviewers see the diff against what runs there.
     """
     governed = get_kind(obj.kind)
@@ -216,6 +217,7 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
     if latest and latest.checksum == checksum and latest.status in {VersionStatus.PENDING, VersionStatus.APPROVED}:
         raise Conflict(f"Nothing changed since version {latest.number} ({latest.get_status_display()}).")
     results = [check(obj.draft).as_dict() for check in governed.checks]
+    _refuse_failing_checks(governed.title, obj.slug, results)
     version = Version.objects.create(
         object=obj,
         number=(latest.number + 1) if latest else 1,
@@ -256,6 +258,21 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
                  "checks_passed": version.checks_passed},
     )  # fmt: skip
     return version
+
+
+def _refuse_failing_checks(title: str, slug: str, results: list[dict[str, Any]]) -> None:
+    """A version whose checks have errors can only be rejected: refuse it now, naming each error, rather than send
+    reviewers something they cannot approve."""
+    failing = [result for result in results if not result["passed"]]
+    if failing:
+        raise DomainError(
+            f"The draft of {title} {slug!r} fails its checks: {', '.join(result['name'] for result in failing)}.",
+            code="checks_failed",
+            fields={
+                f"checks.{result['name']}": [f["message"] for f in result["findings"] if f["severity"] == "error"]
+                for result in failing
+            },
+        )
 
 
 def review_item_open(

@@ -146,20 +146,20 @@ def test_a_stale_digest_is_refused(as_editor: APIClient, as_approver: APIClient)
     assert response.json()["error"]["code"] == "stale_digest"
 
 
-def test_failing_checks_block_approval(as_editor: APIClient, as_approver: APIClient) -> None:
+def test_failing_checks_refuse_the_submit_naming_each_error(as_editor: APIClient) -> None:
+    """A version its checks fail could only be rejected: it is refused on submit instead of sent to reviewers."""
     bad = {**GUIDE, "examples": [{"text": "Get our cheap deal!", "compliant": True}]}
-    version = create_and_submit(as_editor, bad)
-    assert version["checks"][0]["passed"] is False
-    response = approve(as_approver, 1)
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "checks_failed"
-    rejected = as_approver.post(
-        "/api/style-guides/brand/versions/1/reject/",
-        {"digest": version["review"]["digest"], "comment": "fix the example"},
-        format="json",
-    )
-    assert rejected.status_code == 200
-    assert rejected.json()["status"] == VersionStatus.REJECTED
+    as_editor.post("/api/style-guides/", {"slug": "brand", "name": "Brand voice", "draft": bad}, format="json")
+
+    response = as_editor.post("/api/style-guides/brand/submit/", {}, format="json")
+
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "checks_failed"
+    [messages] = error["fields"].values()
+    assert list(error["fields"]) == ["checks.style_guide.examples"]
+    assert any("cheap" in message for message in messages)
+    assert not ReviewItem.objects.exists()
 
 
 def test_invalid_draft_is_refused_on_submit_with_field_errors(as_editor: APIClient) -> None:

@@ -77,20 +77,15 @@ def test_policies_need_two_distinct_approvers(api_as, editor: User, approver: Us
     assert all(d.decider_roles == "Approver" for d in review.decisions.all())
 
 
-def test_failing_policy_tests_block_approval(api_as, editor: User, approver: User) -> None:
+def test_failing_policy_tests_refuse_the_submit(api_as, editor: User) -> None:
     broken_tests = {**NO_CARDS, "tests": [{"name": "wrong", "facts": {"pii_types": ["card"]}, "expect": "allow"}]}
     create(api_as(editor), broken_tests)
-    version = api_as(editor).post("/api/policies/no-cards/submit/", {}, format="json").json()
-    assert version["checks"][0] == {
-        "name": "policy.tests",
-        "passed": False,
-        "findings": [version["checks"][0]["findings"][0]],
-    }
-    response = api_as(approver).post(
-        "/api/policies/no-cards/versions/1/approve/", {"digest": version["review"]["digest"]}, format="json"
-    )
-    assert response.status_code == 409
-    assert "tests[0]" in version["checks"][0]["findings"][0]["path"]
+    response = api_as(editor).post("/api/policies/no-cards/submit/", {}, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "checks_failed"
+    [message] = error["fields"]["checks.policy.tests"]
+    assert "wrong" in message
 
 
 def test_released_policies_decide_at_run_time_and_a_broken_one_fails_safe(

@@ -409,26 +409,20 @@ def test_a_warned_phrase_passes_with_a_flag(as_client: APIClient, helper: Versio
     assert "no worries" in reply["flags"][0]["violations"][0].lower()
 
 
-def test_a_persona_whose_own_texts_are_blocked_cannot_be_approved(
-    api_as: Callable[[User], APIClient], editor: User, approver: User, guide: Version
+def test_a_persona_whose_own_texts_are_blocked_cannot_be_submitted(
+    api_as: Callable[[User], APIClient], editor: User, guide: Version
 ) -> None:
-    as_editor, as_approver = api_as(editor), api_as(approver)
+    as_editor = api_as(editor)
     spec = {**PERSONA, "fallback": "Sorry, bananas."}
     assert (
         as_editor.post("/api/personas/", {"slug": "rude", "name": "Rude", "draft": spec}, format="json").status_code
         == 201
     )
-    submitted = as_editor.post("/api/personas/rude/submit/", {}, format="json")
-    assert submitted.status_code == 201, submitted.json()
-    (style,) = [check for check in submitted.json()["checks"] if check["name"] == "persona.style"]
-    assert style["passed"] is False
-
-    digest = as_approver.get("/api/personas/rude/versions/1/").json()["review"]["digest"]
-    refused = as_approver.post("/api/personas/rude/versions/1/approve/", {"digest": digest}, format="json")
-    found = error(refused, 409)
+    refused = as_editor.post("/api/personas/rude/submit/", {}, format="json")
+    found = error(refused, 400)
     assert found["code"] == "checks_failed"
-    assert any("fallback" in message and "bananas" in message for message in found["fields"]["checks"])
-    assert Version.objects.get(object__slug="rude").status == VersionStatus.PENDING
+    assert any("fallback" in message and "bananas" in message for message in found["fields"]["checks.persona.style"])
+    assert not Version.objects.filter(object__slug="rude").exists()
 
 
 # --- guardrails at run time ---------------------------------------------------------------------------------------
