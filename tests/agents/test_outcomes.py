@@ -21,7 +21,8 @@ from agents.outcomes import REASON_LENGTH, Outcome, StepFacts, decide, report_of
 from audit.context import Actor
 from audit.models import AuditEvent
 from governance import services as governance_services
-from governance.models import ReviewStatus
+from governance.models import ReviewItem, ReviewKind, ReviewStatus
+from governance.roles import Role
 from tests.agents.unit_tools import start_run
 
 COMPLETED, NOT_COMPLETED, ESCALATED = RunOutcome.COMPLETED, RunOutcome.NOT_COMPLETED, RunOutcome.ESCALATED
@@ -324,6 +325,38 @@ def test_an_approval_nobody_gave_escalates(
     totals = api_as(viewer).get("/api/metrics/").json()["totals"]
     assert (totals["runs_finished"], totals["runs_escalated"], totals["run_escalation_rate"]) == (1, 1, 1.0)
     assert totals["task_completion_rate"] == 0.0
+
+
+def decide_pending(actor: User, decision: str) -> None:
+    """Decide the pending tool approval; the resume it enqueues after commit is dropped (the test advances)."""
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL, status=ReviewStatus.PENDING)
+    with transaction.atomic():
+        governance_services.review_decide(actor=actor, item=item, decision=decision, digest=item.digest)
+        connection.run_on_commit.clear()
+
+
+def test_a_hedge_two_people_approve_completes_and_one_they_reject_does_not(
+    try_run: Callable[..., Run], approver: User, make_user: Callable[..., User]
+) -> None:
+    second = make_user("bea-second-approver", Role.APPROVER)
+    hedged = try_run("risk-monitor", {"portfolio": "fx-eur"})
+    decide_pending(approver, "approve")
+    decide_pending(second, "approve")
+    runtime.advance(hedged.pk, OWNER)
+    hedged.refresh_from_db()
+    assert (hedged.status, hedged.outcome, hedged.outcome_reason) == (
+        RunStatus.SUCCEEDED,
+        COMPLETED,
+        "wrote with treasury.execute_hedge",
+    )
+    refused = try_run("risk-monitor", {"portfolio": "fx-eur"})
+    decide_pending(approver, "reject")
+    runtime.advance(refused.pk, OWNER)
+    refused.refresh_from_db()
+    assert (refused.status, refused.outcome) == (RunStatus.SUCCEEDED, NOT_COMPLETED)
+    assert refused.outcome_reason == (
+        "every write went wrong: treasury.execute_hedge was denied (rejected by april-approver (Approver))"
+    )
 
 
 def test_the_api_shows_and_filters_outcomes(
