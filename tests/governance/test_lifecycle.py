@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from governance.models import ReviewItem, ReviewStatus, VersionStatus
+from governance.models import ReviewItem, ReviewStatus
 from governance.services import label_resolve
 
 pytestmark = pytest.mark.django_db
