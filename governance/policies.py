@@ -46,6 +46,7 @@ from celpy.evaluation import CELEvalError, CELUnsupportedError, operator_in
 from jsonschema import Draft202012Validator, ValidationError
 
 from governance.checks import CheckResult, Finding
+from governance.detectors.findings import KINDS, PII_KINDS
 
 CHECKPOINTS = ("input", "output", "action")
 EFFECTS = ("allow", "deny", "redact", "require_approval", "escalate")
@@ -53,8 +54,7 @@ TERMINAL_EFFECTS = frozenset({"allow", "deny", "require_approval", "escalate"})
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SCOPE_TYPES = ("all", "agent", "persona", "tool", "risk")
 RISKS = ("low", "medium", "high", "critical")
-PII_KINDS = ("email", "phone", "card", "iban")
-REDACT_KINDS = (*PII_KINDS, "injection")
+REDACT_KINDS = KINDS
 DEFAULT_ORDER = 1000
 MAX_ORDER = 100_000
 MAX_CONDITION_LENGTH = 4000
