@@ -23,7 +23,7 @@ from audit.models import AuditEvent
 from governance import services as governance_services
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from governance.roles import Role
-from tests.agents.unit_tools import start_run
+from tests.agents.unit_tools import release_agent, spec, start_run
 
 COMPLETED, NOT_COMPLETED, ESCALATED = RunOutcome.COMPLETED, RunOutcome.NOT_COMPLETED, RunOutcome.ESCALATED
 
@@ -357,6 +357,34 @@ def test_a_hedge_two_people_approve_completes_and_one_they_reject_does_not(
     assert refused.outcome_reason == (
         "every write went wrong: treasury.execute_hedge was denied (rejected by april-approver (Approver))"
     )
+
+
+def test_a_budget_overrun_refused_escalates_and_a_cancelled_run_is_not_completed(
+    demo_agents: None, editor: User, approver: User, operator: User, django_capture_on_commit_callbacks: Capture
+) -> None:
+    script: list[dict[str, Any]] = [{"call": "unit.note", "arguments": {"message": "'restock'"}}, {"answer": "noted"}]
+    release_agent(
+        editor, approver, "frugal", spec(script, budgets={"steps": 1}, escalation={"budget_overrun": "review"})
+    )
+    frugal = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
+    runtime.advance(frugal.pk, OWNER)
+    item = ReviewItem.objects.get(kind=ReviewKind.BUDGET_OVERRUN, status=ReviewStatus.PENDING)
+    with transaction.atomic():
+        governance_services.review_decide(actor=approver, item=item, decision="reject", digest=item.digest)
+    frugal.refresh_from_db()
+    assert (frugal.status, frugal.outcome) == (RunStatus.FAILED, ESCALATED)
+    assert frugal.outcome_reason == (
+        "the steps budget overrun went to a person and was not granted: rejected by april-approver (Approver)"
+    )
+
+    waiting = start_run(
+        django_capture_on_commit_callbacks, operator, "inventory-agent", {"sku": "SKU-123", "quantity": 500}
+    )
+    runtime.advance(waiting.pk, OWNER)
+    services.run_cancel(actor=operator, run=waiting, reason="Wrong SKU.")
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.outcome) == (RunStatus.CANCELLED, NOT_COMPLETED)
+    assert waiting.outcome_reason == f"the run ended cancelled: Cancelled by {operator.username}: Wrong SKU."
 
 
 def test_the_api_shows_and_filters_outcomes(
