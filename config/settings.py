@@ -6,6 +6,7 @@ into ``var/``. Production differs only by environment (``DATABASE_URL``, ``REDIS
 Every helper below fails loudly on a value it cannot parse, naming the variable.
 """
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -51,6 +52,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_lockout_parameters(name: str, default: str) -> list[str | list[str]]:
+    """Comma-separated sets of ``username``, ``ip_address`` and ``user_agent`` joined by ``+``, as django-axes'
+    ``AXES_LOCKOUT_PARAMETERS``: ``username+ip_address`` counts failures per username and address together."""
+    parameters: list[str | list[str]] = []
+    for joined in env_list(name, [default]):
+        names = joined.split("+")
+        if not set(names) <= {"username", "ip_address", "user_agent"}:
+            raise ImproperlyConfigured(f"{name}={joined!r}: use username, ip_address and user_agent, joined by '+'")
+        parameters.append(names[0] if len(names) == 1 else names)
+    return parameters
 
 
 def var_secret(name: str, filename: str) -> str:
@@ -105,6 +118,16 @@ WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 10, minimum=1)
 # Personas: how long a conversation handed to a person may wait for one before it is closed (expiry denies).
 PERSONAS_HANDOVER_MINUTES = env_int("PERSONAS_HANDOVER_MINUTES", 240, minimum=1)
 
+# Sign-in throttling (django-axes; config/signin.py, docs/roles.md): failed sign-ins at the console and the token
+# endpoint are counted per SIGNIN_LOCKOUT_BY (sets of username, ip_address and user_agent, each joined by "+"); this
+# many lock it out for this many minutes, and each attempt while locked starts them again.
+AXES_ENABLED = env_bool("SIGNIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("SIGNIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = env_lockout_parameters("SIGNIN_LOCKOUT_BY", "username+ip_address")
+AXES_LOCKOUT_CALLABLE = "config.signin.lockout_response"  # the console's page; the API answers 429 itself
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit trail already (auth.login)
+
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -129,6 +152,7 @@ INSTALLED_APPS = [
     "personas",
     "console",
     "webhooks",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -141,7 +165,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = ["config.signin.SignInThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

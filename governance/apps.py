@@ -11,7 +11,7 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance import policies
+        from governance import policies, receivers
         from governance.models import Risk
         from governance.registry import GovernedKind, register
 
@@ -26,6 +26,7 @@ class GovernanceConfig(AppConfig):
             )
         )
         post_migrate.connect(_after_migrate, dispatch_uid="governance.after_migrate")
+        receivers.connect()
         checks.register(_check_two_approver_kinds)
 
 

@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import signin
 from config.errors import DomainError, NotAllowed, NotFound
 from config.permissions import has_perms
 from governance import selectors, services
@@ -36,9 +37,12 @@ class TokenObtainView(APIView):
         request=AuthTokenSerializer, responses=inline_serializer("Token", {"token": serializers.CharField()})
     )
     def post(self, request: Request) -> Response:
-        """Return the caller's API token (created on first use). Failed attempts are audited."""
+        """Return the caller's API token (created on first use). Failed attempts are audited and throttled: a
+        locked-out username and address get 429 with Retry-After (config.signin)."""
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            signin.refuse_if_locked(request)
+            raise serializers.ValidationError(serializer.errors)
         token = services.api_token_issue(user=serializer.validated_data["user"], ip=request.META.get("REMOTE_ADDR", ""))
         return Response({"token": token.key})
 
