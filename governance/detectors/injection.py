@@ -104,6 +104,8 @@ def _matches(view: normalise.View, table: tuple[_Phrase, ...], index: _Index) ->
 def _views(text: str) -> Iterator[tuple[normalise.View, tuple[_Phrase, ...], _Index]]:
     lower = normalise.clean(text).lower
     yield lower, PHRASES, _INDEX
+    if len(lower.text) < len(text):  # invisible characters were removed: they may have stood between words
+        yield (lower, *_tight())
     yield from ((view, PHRASES, _INDEX) for view in normalise.leet(lower))
     joined = normalise.collapse(lower)
     if joined is not None:

@@ -55,6 +55,11 @@ _SETUP = (
     r"|your\s+(?:prompt|instructions|rules|guidelines|directives|configuration)\b"
     r"(?!\s+(?:for|on|about|regarding|of|to|when|if|around|concerning)\b))"
 )
+# Something said to the model follows a header or tag, which a notice ("[System] maintenance at 03:00") lacks.
+_TO_THE_MODEL = (
+    r"(?=(?s:.){0,80}?\b(?:you|your|assistant|ai|model|must|ignore|disregard|override|reveal|new|obey|comply"
+    r"|share|polic(?:y|ies)|rules|instructions|user|safety|disabled|enabled)\b)"
+)
 _ABOVE = r"(?:above|before|prior|preceding|earlier|so\s+far|up\s+to\s+(?:here|now|this\s+point))"
 
 ENGLISH: tuple[tuple[str, str, str], ...] = (
@@ -88,9 +93,9 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "new_instructions",
-        "instruction instructions rules directive directives task orders",
+        "instruction instructions directive directives",
         r"(?:new|updated|real|actual|true|revised|secret|hidden|override|priority)\s+(?:system\s+)?"
-        r"(?:instructions?|rules|directives?|task|orders)\s*:",
+        r"(?:instructions?|directives?)\s*:",
     ),
     (
         "you_are_now",
@@ -105,9 +110,15 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "roleplay",
-        "pretend imagine suppose",
-        rf"(?:pretend|imagine|suppose)\s+(?:that\s+)?(?:{_YOU_ARE}|you\s+(?:were|have\s+no|can|could|had|don'?t"
-        r"|do\s+not|aren'?t))\b",
+        "pretend",
+        rf"pretend\s+(?:that\s+)?(?:{_YOU_ARE}|you\s+(?:were|have\s+no|can|could|had|don'?t|do\s+not|aren'?t))\b",
+    ),
+    (
+        "roleplay",  # but not "imagine you are a customer who got the wrong size"
+        "imagine suppose",
+        rf"(?:imagine|suppose)\s+(?:that\s+)?(?:{_YOU_ARE}|you\s+were)\s+(?:an?\s+)?(?:\w+\s+)?(?:ai|model|assistant"
+        r"|chatbot|bot|dan|evil|unrestricted|unfiltered|free|not\s+bound|no\s+longer)\b"
+        r"|(?:imagine|suppose)\s+(?:that\s+)?you\s+(?:have|had)\s+no\b",
     ),
     (
         "roleplay",
@@ -155,7 +166,7 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
     (
         "extract",
         "told instructed programmed given",
-        r"what\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|programmed|given)\b",
+        r"what\s+(?:\w+\s+){0,2}?(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|programmed|given)\b",
     ),
     ("extract", "prompt systemprompt", r"system\s*prompt\s*:|systemprompt\b"),
     ("extract", "prompt", rf"{_REVEAL}\s+(?:me\s+|us\s+)?(?:(?:a|the|any)\s+)?system\s+prompts?\b"),
@@ -172,7 +183,7 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
         "header",
         "system sys admin administrator developer root assistant operator instruction instructions",
         r"(?:^|\n)[ \t]*(?:#{1,6}|\*{2,}|={2,}|-{2,}|>+|\[|<|\{)[ \t]*(?:system|sys|admin|administrator|developer"
-        r"|root|assistant|operator|instructions?)\b[^\n]{0,24}?(?:\]|>|\}|:|\*{2,}|={2,}|-{2,}|\n|$)",
+        r"|root|assistant|operator|instructions?)\b[^\n]{0,24}?(?:\]|>|\}|:|\*{2,}|={2,}|-{2,}|\n|$)" + _TO_THE_MODEL,
     ),
     (
         "header",
@@ -182,7 +193,7 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
     (
         "header",
         "note notes message messages notice notices instruction instructions command commands alert alerts",
-        r"(?:system|admin|administrator|developer|operator)\s+(?:note|message|notice|instruction|command|alert)s?"
+        r"(?:system|developer)\s+(?:note|message|notice|instruction|command|alert)s?"
         r"\s*:|note\s+to\s+(?:the\s+)?(?:ai|assistant|model|llm|chatbot|bot)\b",
     ),
     (
@@ -193,7 +204,7 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
     (
         "header",
         "system> sys> admin> instruction> instructions> user> assistant> system] sys] admin]",
-        r"</?(?:system|sys|admin|instructions?|user|assistant)>|\[/?(?:system|sys|admin)\]",
+        r"</?(?:system|sys|admin|instructions?|user|assistant)>|\[/?(?:system|sys|admin)\]" + _TO_THE_MODEL,
     ),
     (
         "role_tag",
@@ -218,7 +229,7 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
     (
         "jailbreak",
         "anything dan pwned",
-        r"do\s+anything\s+now\b|(?:as|be|act\s+as|become)\s+dan\b|dan\s+can\b|i\s+have\s+been\s+pwned\b",
+        rf"do\s+anything\s+now\b|(?:as|be|act\s+as|become|{_YOU_ARE})\s+dan\b|dan\s+can\b|i\s+have\s+been\s+pwned\b",
     ),
     (
         "authority",
@@ -226,7 +237,7 @@ ENGLISH: tuple[tuple[str, str, str], ...] = (
         " programmer programmers maker makers operator operators",
         r"(?:i\s+am|i'm|this\s+is|as)\s+(?:your|the)\s+(?:developer|creator|admin|administrator|owner|programmer"
         r"|maker|operator|system\s+administrator)s?\b[^.!?\n]{0,60}?\b(?:ignore|disregard|override|disable"
-        r"|authori[sz]e|order|command|instruct|enter|bypass|unlock|reveal|grant)",
+        r"|authori[sz]e\s+you|(?:order|command|instruct)\s+you|enter|bypass|unlock|reveal)\b",
     ),
     (
         "authority",
