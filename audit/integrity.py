@@ -102,6 +102,49 @@ def canonical_parts(values: dict[str, Any]) -> tuple[str, str, str, str]:
     return head, middle, between, tail
 
 
+def hash_and_seal_texts(
+    action: str,
+    actor_id: str,
+    actor_label: str,
+    actor_type: str,
+    correlation_id: str,
+    created_at: str,
+    details_digest: str,
+    prev_hash: str,
+    sequence: int | str,
+    target_id: str,
+    target_label: str,
+    target_type: str,
+) -> tuple[str, str]:
+    """``canonical_text`` of an event and its ``seal_text``, escaping each field once: the hot path of verifying.
+    The tests pin both to their definitions."""
+    head = (
+        '{"action":'
+        + _quote(action)
+        + ',"actor_id":'
+        + _quote(actor_id)
+        + ',"actor_label":'
+        + _quote(actor_label)
+        + ',"actor_type":'
+        + _quote(actor_type)
+        + ',"correlation_id":"'
+        + correlation_id
+        + '","created_at":"'
+    )
+    middle = '","details_digest":"' + details_digest + '","prev_hash":"'
+    tail = (
+        ',"target_id":'
+        + _quote(target_id)
+        + ',"target_label":'
+        + _quote(target_label)
+        + ',"target_type":'
+        + _quote(target_type)
+        + "}"
+    )
+    hashed = head + created_at + middle + prev_hash + '","sequence":' + str(sequence) + tail
+    return hashed, head + middle + '","sequence":' + tail
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -143,9 +186,17 @@ def seal_text(values: dict[str, Any]) -> str:
     return "".join(canonical_parts(values))
 
 
-def event_seal(key: bytes, text: str) -> str:
-    """128 bits of HMAC-SHA256 over ``seal_text``: proof that whoever wrote the event held the key."""
-    return hmac.digest(key, text.encode(), "sha256").hex()[:32]
+class Sealer:
+    """Seals events: a 128-bit keyed BLAKE2b of ``seal_text`` (BLAKE2's own MAC mode, cheaper than HMAC-SHA256),
+    proof that whoever wrote the event held the key. The keyed state is computed once and copied per event."""
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hashlib.blake2b(key=key, digest_size=16)
+
+    def __call__(self, text: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(text.encode())
+        return mac.hexdigest()
 
 
 @dataclass(frozen=True)

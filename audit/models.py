@@ -78,7 +78,7 @@ class AuditEvent(AppendOnlyModel):
     redacted_at = models.DateTimeField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
-    # HMAC of the event's content under a key the database never sees (``integrity.event_seal``); empty on
+    # A MAC of the event's content under a key the database never sees (``integrity.Sealer``); empty on
     # events appended before seals began.
     seal = models.CharField(max_length=32, blank=True, default="")
 

@@ -141,7 +141,7 @@ def audit_record(
         "details_digest": integrity.details_digest(clean_details),
         "correlation_id": correlation_id or current_correlation_id(),
     }
-    values["seal"] = integrity.event_seal(_seal_key(), integrity.seal_text(values))
+    values["seal"] = _sealer()(integrity.seal_text(values))
     with transaction.atomic(savepoint=False):
         append = _append_in_postgresql if connection.vendor == "postgresql" else _append_in_python
         appended = append(values, clean_details)
@@ -168,12 +168,12 @@ def audit_event_redact(*, actor: Actor, sequence: int, reason: str) -> AuditEven
 
 
 @functools.cache
-def _seal_key_for(key: str) -> bytes:
-    return integrity.seal_key(key)
+def _sealer_for(key: str) -> integrity.Sealer:
+    return integrity.Sealer(integrity.seal_key(key))
 
 
-def _seal_key() -> bytes:
-    return _seal_key_for(settings.AUDIT_CHECKPOINT_KEY)
+def _sealer() -> integrity.Sealer:
+    return _sealer_for(settings.AUDIT_CHECKPOINT_KEY)
 
 
 def _checkpoint_sign(*, sequence: int, chain_hash: str) -> AuditCheckpoint:

@@ -14,14 +14,14 @@ Each check names the first sequence number it finds wrong:
 """
 
 import datetime as dt
-import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from hashlib import sha256
 from typing import Any
 
-from audit.integrity import GENESIS_HASH, CheckpointRecord, canonical_text, event_seal, seal_key, timestamp
+from audit.integrity import GENESIS_HASH, CheckpointRecord, Sealer, hash_and_seal_texts, seal_key, timestamp
 
 REDACTED_DETAILS = "{}"
 REDACTION_ACTION = "audit.event.redacted"
@@ -108,15 +108,16 @@ class _Verifier:
 
     def __init__(self, *, key: str, window: Window, result: Verification) -> None:
         self.key = key
-        self.seal_key = seal_key(key)
+        self.seal = Sealer(seal_key(key))
         self.window = window
         self.result = result
         self.expected: dict[int, list[tuple[CheckpointRecord, Check]]] = {}
         self.expected_sequence = 1
         self.prev_hash = GENESIS_HASH
         self.broken = False
-        self.sealed = 0
+        self.sealed_seen = False
         self.unsealed = 0
+        self.count = 0
         self.pending_redactions: dict[str, int] = {}
         self.redacted = 0
         self.vouched: CheckpointRecord | None = None  # the newest checkpoint the chain passed through
@@ -170,47 +171,49 @@ class _Verifier:
 
     def event(self, row: Sequence[Any]) -> None:
         sequence, stored_hash = row[8], row[14]
-        if self.first_created_at is None:
-            self.first_created_at = row[5]
         if not self.broken:
             self.check_event(row)
             self.broken = self.result.first_broken_sequence is not None
-        self.track_redaction(row)
+        if row[13] or row[0] == REDACTION_ACTION:
+            self.track_redaction(row)
         if sequence in self.expected:
             self.compare_checkpoints(sequence, stored_hash)
-        self.result.events_checked += 1
+        self.count += 1
         self.prev_hash = stored_hash
         self.expected_sequence = sequence + 1
 
     def check_event(self, row: Sequence[Any]) -> None:
-        sequence = row[8]
+        sequence, seal = row[8], row[15]
         fail = self.result.fail
-        if sequence != self.expected_sequence:
-            first = self.expected_sequence
-            missing = f"event {first}" if sequence == first + 1 else f"events {first}-{sequence - 1}"
-            fail(first, f"{missing} missing: deleted from the trail", Check.LINKS)
-        elif row[7] != self.prev_hash:
-            fail(
-                sequence, f"event {sequence} does not link to event {sequence - 1}: inserted or reordered", Check.LINKS
-            )
-        elif hashlib.sha256(canonical_text(*row[:12]).encode()).hexdigest() != row[14]:
+        if sequence != self.expected_sequence or row[7] != self.prev_hash:
+            self.check_link(row)
+            return
+        hashed, sealed = hash_and_seal_texts(*row[:12])
+        if sha256(hashed.encode()).hexdigest() != row[14]:
             fail(sequence, f"event {sequence} does not match its hash: edited", Check.DIGESTS)
-        elif not self.seal_holds(row):
+        elif (self.seal(sealed) != seal) if seal else not self.unsealed_allowed():
             fail(sequence, self.seal_problem(row), Check.SEALS)
         elif row[13]:
             if row[12] != REDACTED_DETAILS:
                 fail(sequence, f"event {sequence} is marked redacted but still holds details: edited", Check.REDACTIONS)
-        elif hashlib.sha256(row[12].encode()).hexdigest() != row[6]:
+        elif sha256(row[12].encode()).hexdigest() != row[6]:
             fail(sequence, f"event {sequence} details do not match their digest: edited", Check.DIGESTS)
+        self.sealed_seen = self.sealed_seen or bool(seal)
 
-    def seal_holds(self, row: Sequence[Any]) -> bool:
-        if not row[15]:
-            # Events appended before seals began carry none; once one is sealed, every later one must be.
-            self.unsealed += 1
-            return not self.sealed
-        self.sealed += 1
-        text = canonical_text(row[0], row[1], row[2], row[3], row[4], "", row[6], "", "", row[9], row[10], row[11])
-        return bool(event_seal(self.seal_key, text) == row[15])
+    def check_link(self, row: Sequence[Any]) -> None:
+        sequence, first = row[8], self.expected_sequence
+        if sequence != first:
+            missing = f"event {first}" if sequence == first + 1 else f"events {first}-{sequence - 1}"
+            self.result.fail(first, f"{missing} missing: deleted from the trail", Check.LINKS)
+        else:
+            self.result.fail(
+                sequence, f"event {sequence} does not link to event {sequence - 1}: inserted or reordered", Check.LINKS
+            )
+
+    def unsealed_allowed(self) -> bool:
+        """Events appended before seals began carry none; once one is sealed, every later one must be."""
+        self.unsealed += 1
+        return not self.sealed_seen
 
     def seal_problem(self, row: Sequence[Any]) -> str:
         sequence = row[8]
@@ -219,6 +222,7 @@ class _Verifier:
         return f"event {sequence} does not match its seal: forged or edited, with its hash recomputed"
 
     def track_redaction(self, row: Sequence[Any]) -> None:
+        """A redacted event waits for the ``audit.event.redacted`` event that names it, later in the trail."""
         if row[13]:
             self.redacted += 1
             self.pending_redactions[str(row[8])] = row[8]
@@ -229,6 +233,7 @@ class _Verifier:
 
     def finish(self, *, now: dt.datetime) -> None:
         result = self.result
+        result.events_checked = self.count
         if result.events_checked:
             result.last_sequence, result.last_hash = self.expected_sequence - 1, self.prev_hash
         for sequence in sorted(self.pending_redactions.values()):
@@ -296,7 +301,7 @@ def _describe(verifier: _Verifier, external: External | None) -> None:
     checks: dict[str, str] = {
         Check.LINKS: f"events 1-{result.last_sequence}" if result.last_sequence else "no events",
         Check.DIGESTS: f"{result.events_checked} hashes and details digests recomputed",
-        Check.SEALS: f"{verifier.sealed} events sealed"
+        Check.SEALS: f"{result.events_checked - verifier.unsealed} events sealed"
         + (f", {verifier.unsealed} from before sealing began" if verifier.unsealed else ""),
         Check.REDACTIONS: f"{verifier.redacted} redacted events, each blank and named by its {REDACTION_ACTION} event",
         Check.DATABASE_CHECKPOINTS: f"{result.checkpoints_checked} signed checkpoints",
@@ -330,7 +335,12 @@ def verify(
         result.external_checkpoints_read = verifier.add_checkpoints(external.records, Check.EXTERNAL_CHECKPOINTS)
         for problem in external.problems:
             result.fail(None, problem, Check.EXTERNAL_CHECKPOINTS)
-    for row in rows:
+    events = iter(rows)
+    first = next(events, None)
+    if first is not None:
+        verifier.first_created_at = first[5]
+        verifier.event(first)
+    for row in events:
         verifier.event(row)
     verifier.finish(now=now or dt.datetime.now(dt.UTC))
     _describe(verifier, external)

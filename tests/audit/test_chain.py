@@ -1,6 +1,7 @@
 """Appending, verifying and redacting: the trail's everyday behaviour."""
 
 import uuid
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -162,6 +163,12 @@ def test_the_hand_written_canonical_form_equals_canonical_json(label: str) -> No
     import hashlib
 
     assert integrity.event_hash(values) == hashlib.sha256(integrity.canonical_json(payload).encode()).hexdigest()
+    texts: dict[str, Any] = payload
+    row = [texts[name] for name in integrity.HASHED_FIELDS]
+    assert integrity.hash_and_seal_texts(*row) == (integrity.canonical_text(*row), integrity.seal_text(values))
+    # A seal covers every hashed field but the three filled in under the chain's lock.
+    blanks: dict[str, Any] = {**texts, "created_at": "", "prev_hash": "", "sequence": ""}
+    assert integrity.seal_text(values) == integrity.canonical_text(*(blanks[name] for name in integrity.HASHED_FIELDS))
 
 
 @pytest.mark.django_db
