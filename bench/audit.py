@@ -13,15 +13,19 @@ What is measured, in this order, on that one database:
    the hashing, the insert and the commit. Writers connect and prepare first, then start together at a
    barrier; the figure is all their events over the wall time from the first start to the last finish.
 2. Verification: the chain is topped up to ``--verify-events`` valid chained events (built in Python with
-   ``integrity.event_hash`` and ``details_digest``, inserted with ``bulk_create`` in batches), then
-   ``audit_chain_verify`` is timed end to end: reading every event, recomputing every hash and details
-   digest, and recording the verification as one more event. The run fails if the chain does not verify.
+   ``integrity.event_hash``, ``details_digest`` and ``Sealer``, inserted with ``bulk_create`` in batches,
+   and a checkpoint of the new head), then ``audit_chain_verify`` is timed end to end: reading every event,
+   recomputing every hash, details digest and seal, comparing the checkpoints in the database and in the
+   external file, and recording the verification as one more event. The run fails if the chain does not verify.
 3. Plain inserts, the baseline: the same writer counts and row counts, each row inserted in its own
    transaction into the same table with the same ``objects.create`` as ``audit_record``, but with no lock,
    no read of the chain's end and no hashing (rows and their values are prepared before the barrier). They
    use disjoint sequence numbers far above the chain and dummy hashes, which break the chain, so they run
    last; by then the table also holds the verification's 100,000 events, which makes no noticeable
    difference to an insert.
+
+Checkpoints the benchmark writes (every ``AUDIT_CHECKPOINT_EVERY_EVENTS`` appends, as in production) go to a
+file sink in a temporary directory, never to the configured sink, which belongs to the real trail.
 
 Options: ``--events N`` (1-writer run, default 2000), ``--writers W`` and ``--events-per-writer N``
 (concurrent run, default 8 and 500), ``--verify-events N`` (default 100000), ``--quick`` (a tiny run).
@@ -39,11 +43,12 @@ import multiprocessing
 import os
 import queue
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -54,13 +59,14 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from audit import integrity
 from audit.context import Actor
 from audit.models import AuditEvent
-from audit.services import Target, audit_chain_verify, audit_record
+from audit.services import Target, audit_chain_verify, audit_checkpoint_write, audit_record
 from bench.common import (
     BenchError,
     database_description,
@@ -278,6 +284,7 @@ def top_up_chain(total: int) -> int:
         raise BenchError(f"the chain ends at event {sequence} but holds {AuditEvent.objects.count()} events")
     actor = Actor(type="agent", id="bulk", label="bench-agent-bulk")
     correlation_id = uuid.uuid4()
+    seal = integrity.Sealer(integrity.seal_key(settings.AUDIT_CHECKPOINT_KEY))
     added = 0
     while sequence < total:
         batch: list[AuditEvent] = []
@@ -300,10 +307,13 @@ def top_up_chain(total: int) -> int:
                 "prev_hash": prev_hash,
             }
             values["hash"] = prev_hash = integrity.event_hash(values)
+            values["seal"] = seal(integrity.seal_text(values))
             batch.append(AuditEvent(details=details, **values))
         with transaction.atomic():
             AuditEvent.objects.bulk_create(batch)
         added += len(batch)
+    if added:
+        audit_checkpoint_write(actor=Actor.system("bench"))  # what the append path would have signed
     return added
 
 
@@ -415,10 +425,22 @@ def report(database: str, bench_name: str, appends: list[AppendRow], verificatio
     print_total(total)
 
 
+@contextlib.contextmanager
+def throwaway_sink() -> Iterator[None]:
+    """External checkpoints to a temporary file: the configured sink belongs to the real trail."""
+    configured = settings.AUDIT_CHECKPOINT_SINK
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as directory:
+        settings.AUDIT_CHECKPOINT_SINK = f"file:{directory}/audit-checkpoints.jsonl"
+        try:
+            yield
+        finally:
+            settings.AUDIT_CHECKPOINT_SINK = configured
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
     run_started = time.perf_counter()
-    with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
+    with throwaway_sink(), throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
         database = database_description()
         chained = [
             run_writers("chained", 0, 1, plan.single_events),
