@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from agents.models import Run, Step, Tool
+from agents.models import Run, RunOutcome, Step, Tool
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -54,6 +54,13 @@ class RunSerializer(serializers.ModelSerializer):
     agent = serializers.CharField(source="agent.slug")
     version = serializers.IntegerField(source="version.number")
     requested_by = serializers.CharField(source="requested_by.username")
+    outcome = serializers.ChoiceField(
+        choices=RunOutcome.choices,
+        allow_null=True,
+        read_only=True,
+        help_text="What the run achieved (docs/metrics.md); null while it is not finished.",
+    )
+    outcome_reason = serializers.CharField(read_only=True, help_text="Why the run has that outcome; empty while null.")
 
     class Meta:
         model = Run
