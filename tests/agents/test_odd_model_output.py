@@ -9,6 +9,7 @@ the reason. ``agents/replies.py`` holds the checks.
 """
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,10 @@ from tests.chat_server import ModelServer, Reply, completion, message, messages_
 from tests.support import wait_for
 
 KEY_VARIABLE = "TEST_ODD_KEY"
+# The session's worker inherits this process's environment when it starts, after every module is collected: the key
+# its runs read (any value: the loopback server takes any key).
+WORKER_KEY_VARIABLE = "TEST_ODD_WORKER_KEY"
+os.environ.setdefault(WORKER_KEY_VARIABLE, "sk-odd-worker")
 OWNER = "test-owner"
 NINES = "9" * 400
 
@@ -146,6 +151,31 @@ ODD_CHAT_REPLIES = [
         id="null-name",
     ),
     pytest.param(
+        raw_completion(raw_call('"unit__note"', json.dumps('{"message": "\\ud800"}'))),
+        "tool call 1 (unit__note): its arguments hold a NUL character or half a surrogate pair, which no database "
+        "stores as text",
+        id="lone-surrogate",
+    ),
+    pytest.param(
+        raw_completion(
+            '{"role": "assistant", "content": null, "tool_calls": ['
+            + ", ".join(
+                ['{"id": "call_1", "type": "function", "function": {"name": "unit__echo", "arguments": "{}"}}'] * 2
+            )
+            + "]}"
+        ),
+        "tool call 2 repeats the id 'call_1' of an earlier call",
+        id="repeated-id",
+    ),
+    pytest.param(
+        raw_completion(
+            '{"role": "assistant", "content": null, "tool_calls": [{"id": "%s", "type": "function", '
+            '"function": {"name": "unit__echo", "arguments": "{}"}}]}' % ("c" * 101)
+        ),
+        "tool call 1 has no id (a string of 1 to 100 characters)",
+        id="id-too-long",
+    ),
+    pytest.param(
         raw_completion('{"role": "assistant", "content": "Done.\\u0000"}'),
         "the reply's fields hold a NUL character or half a surrogate pair, which no database stores as text",
         id="nul-character",
@@ -246,6 +276,16 @@ def test_a_body_that_is_not_json_is_retried_then_fails_the_run_with_the_reason(
     assert "<html>upstream hiccup</html>" in run.error
     assert timeline(run) == [(StepKind.ERROR, StepStatus.FAILED)]
     assert run.steps.get().error == run.error
+
+
+def test_a_body_nested_too_deeply_to_read_is_a_broken_transport(chat: ModelServer, run_agent: RunAgent) -> None:
+    chat.fallback = Reply(raw=b"[" * 100_000 + b"]" * 100_000)
+    run = run_agent("openai", chat, max_retries=0)
+
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith(
+        "openai model 'test-model' failed after 1 attempt(s): the server's answer is not JSON (nested too deeply)"
+    )
 
 
 def test_a_body_that_is_not_json_once_is_retried_inside_the_step(chat: ModelServer, run_agent: RunAgent) -> None:
@@ -379,8 +419,7 @@ def test_on_the_worker_a_refused_reply_is_one_step_not_a_crash_loop(
         raw_completion(raw_call('"inventory__check_stock"', '{"sku": "SKU-123"}')),
         completion("I will not guess a SKU."),
     ]
-    # The session's worker started before this test: its key is a variable it has (the loopback takes any key).
-    agent_model = chat_server.model("openai", chat, key_variable="AGENTS_TOOL_MODULES", timeout_seconds=5)
+    agent_model = chat_server.model("openai", chat, key_variable=WORKER_KEY_VARIABLE, timeout_seconds=5)
     agent_spec = spec(None, grants=[{"tool": "inventory.check_stock"}], model=agent_model)
     services.tools_sync(actor=Actor.system("tests"))
     release_agent(editor, approver, "odd-worker", agent_spec)
