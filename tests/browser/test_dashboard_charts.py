@@ -1,0 +1,52 @@
+"""The dashboard's charts in a real browser: uPlot draws one per figure, the runs' outcomes among them, and choosing
+an agent fetches its figures from /api/metrics/ and redraws them (no failed request, no script error)."""
+
+import datetime as dt
+from collections.abc import Callable
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from agents.models import RunOutcome, RunStatus
+from tests.browser.conftest import Console
+from tests.console.conftest import Cast
+
+CHARTS = [
+    "Task completion rate (%)",
+    "Finished runs by outcome",
+    "Median time to resolution (minutes)",
+    "User satisfaction (average rating, 1 to 5)",
+    "Policy violations per 100 interactions",
+    "Escalation rate (%)",
+    "Cost",
+]
+
+
+def test_the_charts_show_the_runs_outcomes_and_follow_the_chosen_agent(
+    console: Console, viewer: User, make_user: Callable[..., User]
+) -> None:
+    cast = Cast(make_user("cleo-client"))
+    inventory, risk = cast.subject("agent", "inventory"), cast.subject("agent", "risk")
+    now = timezone.now()
+    cast.run(inventory, at=now - dt.timedelta(hours=1), took=5)
+    cast.run(inventory, at=now - dt.timedelta(hours=2), took=5, outcome=RunOutcome.NOT_COMPLETED)
+    cast.run(risk, at=now - dt.timedelta(hours=3), status=RunStatus.FAILED, took=5, outcome=RunOutcome.ESCALATED)
+
+    page = console(viewer)
+    charts = page.locator("#metrics-charts .console-chart")
+    expect(charts).to_have_count(len(CHARTS))
+    assert page.locator("#metrics-charts .console-chart h3").all_inner_texts() == CHARTS
+    outcomes = charts.nth(1)
+    expect(outcomes.locator("canvas")).to_have_count(1)
+    legend = outcomes.locator(".u-legend .u-series .u-label").all_inner_texts()
+    assert legend == ["day", "completed", "not completed", "escalated"]
+    figures = page.locator("#metrics-completion")
+    expect(figures.locator('[data-figure="task_completion_rate"]')).to_have_text("33.3 %")
+    expect(figures.locator('[data-figure="runs_escalated"]')).to_have_text("1")
+
+    page.select_option("#metrics-scope", "agent:inventory")
+    expect(figures.locator('[data-figure="task_completion_rate"]')).to_have_text("50.0 %")
+    expect(figures.locator('[data-figure="runs_not_completed"]')).to_have_text("1")
+    expect(figures.locator('[data-figure="runs_escalated"]')).to_have_text("0")
+    expect(charts).to_have_count(len(CHARTS))
