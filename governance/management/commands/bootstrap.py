@@ -1,5 +1,5 @@
-"""First-run setup for ``make run``: the admin account (created once), the demo cast and the demo persona
-(idempotent)."""
+"""First-run setup for ``make run``: the admin account (created once), the demo cast, the demo agents, personas
+and guardrail policies (idempotent)."""
 
 import secrets
 from pathlib import Path
@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from agents import demo as agents_demo
 from audit.context import Actor, audit_context
+from governance import demo_policies
 from governance.roles import Role
 from governance.services import user_role_assign
 from personas import demo as personas_demo
@@ -67,6 +68,7 @@ class Command(BaseCommand):
             approvers = [users.get(username="approver"), users.get(username="approver2")]
             agents_demo.load(editor=editor, approvers=approvers)
             personas_demo.load(editor=editor, approvers=approvers)
+            demo_policies.load(editor=editor, approvers=approvers)
 
         admin_note = (
             f"password {admin_password}"
