@@ -1,16 +1,173 @@
 """``make run``'s last step: start the web server, a Celery worker, Celery beat and, on the embedded
-default, Redis; print where to go; Ctrl-C stops every process started here.
+default, Redis; once every one of them answers, print where to go and how to sign in; Ctrl-C stops every
+process started here.
 
-Run as ``python -m config.serve``. A Redis already answering on the embedded socket is reused.
+Run as ``python -m config.serve``. A Redis already answering on the embedded socket is reused. The terminal
+stays readable: gunicorn's access log goes to ``var/access.log``, the embedded Redis logs to
+``var/redis.log``, and the worker and beat log warnings only. ``RUN_LOG_LEVEL=INFO`` brings their progress
+back to the terminal, and the access log with it.
 """
 
 import os
+import socket
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from honcho.manager import Manager
 
+from config.celery import app as celery_app
+
+# How long the processes may take to answer before the banner says which of them has not.
+READY_TIMEOUT_SECONDS = 120.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+Check = tuple[str, Callable[[], bool]]
+
+
+def log_level() -> str:
+    """The worker's and beat's log level on the terminal: ``RUN_LOG_LEVEL``, ``WARNING`` by default."""
+    level = os.environ.get("RUN_LOG_LEVEL", "WARNING").strip().upper()
+    if level not in LOG_LEVELS:
+        raise SystemExit(f"RUN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    return level
+
+
+def commands(*, port: str, var_dir: Path, level: str, bin_dir: str, worker: str) -> dict[str, str]:
+    """The web server, the worker (named ``worker``, so that readiness asks it and no other) and beat, each a shell
+    command for honcho."""
+    verbose = level in {"DEBUG", "INFO"}
+    access_log = "-" if verbose else str(var_dir / "access.log")
+    celery = f"{bin_dir}/celery -A config" + ("" if verbose else " --quiet")  # quiet: no start-up banners
+    return {
+        "web": f"{bin_dir}/gunicorn config.wsgi --bind 127.0.0.1:{port} --workers 2 --threads 4 "
+        f"--access-logfile {access_log} --log-level {level.lower()} --graceful-timeout 5",
+        "worker": f"{celery} worker --loglevel {level} --concurrency 2 -n {worker}",
+        "beat": f"{celery} beat --loglevel {level} --schedule {var_dir / 'celerybeat-schedule'}",
+    }
+
+
+# --- readiness ----------------------------------------------------------------------------------------------------
+
+
+def wait_until_ready(
+    checks: Sequence[Check], *, timeout: float, interval: float = 0.5, stop: threading.Event | None = None
+) -> list[str]:
+    """Try each check in turn until it passes, the next one only once the one before passed (the worker is asked
+    only once the web server says Redis answers). The names of the checks that had not passed when ``timeout``
+    seconds were over or ``stop`` was set; [] when every one passed."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + timeout
+    for index, (_, check) in enumerate(checks):
+        while not check():
+            if stop.is_set() or time.monotonic() >= deadline:
+                return [name for name, _ in checks[index:]]
+            stop.wait(interval)
+    return []
+
+
+def web_answers(port: str) -> Callable[[], bool]:
+    """``/readyz`` answers 200: the web server is up and reaches the database and Redis."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):  # refused while gunicorn starts, 503 while Redis is down
+            return False
+
+    return check
+
+
+def worker_answers(name: str) -> Callable[[], bool]:
+    """The Celery worker called ``name`` answers a ping on the broker."""
+
+    def check() -> bool:
+        try:
+            return bool(celery_app.control.ping(destination=[name], timeout=1.0))
+        except Exception:  # any broker error means "not yet"
+            return False
+
+    return check
+
+
+def beat_started(schedule: Path, since: float) -> Callable[[], bool]:
+    """Beat has written its schedule file (``celerybeat-schedule``, with whatever suffix dbm gives it) since
+    ``since``: it is up and ticking."""
+
+    def check() -> bool:
+        return any(path.stat().st_mtime >= since for path in schedule.parent.glob(schedule.name + "*"))
+
+    return check
+
+
+# --- the banner -----------------------------------------------------------------------------------------------
+
+
+def credentials() -> list[str]:
+    """How to sign in: the console admin, the demo users and the demo API token, as ``manage.py bootstrap`` made
+    them (their passwords are kept in ``var/admin-password`` and ``var/demo-password``)."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from governance.management.commands.bootstrap import ADMIN_USERNAME, DEMO_USERS
+
+    admin_file, demo_file = settings.VAR_DIR / "admin-password", settings.VAR_DIR / "demo-password"
+    if not admin_file.exists() or not demo_file.exists():
+        return ["  No accounts yet: run `python manage.py bootstrap` (make run does) and start again."]
+    admin_password, demo_password = admin_file.read_text().strip(), demo_file.read_text().strip()
+    admin = get_user_model()._default_manager.filter(username=ADMIN_USERNAME).first()
+    admin_note = (
+        f"password {admin_password}"
+        if admin is not None and admin.check_password(admin_password)
+        else f"password changed since it was written to {admin_file}"
+    )
+    token = Token.objects.filter(user__username="operator").values_list("key", flat=True).first()
+    return [
+        f"  Console admin:  {ADMIN_USERNAME} / {admin_note}",
+        f"  Demo users:     {', '.join(DEMO_USERS)} (password {demo_password}), one role each",
+        f"  Demo API token: {token or 'none yet'} (user operator)",
+    ]
+
+
+def banner(port: str, *, not_ready: Sequence[str] = ()) -> str:
+    """What ``make run`` prints once everything answers: where to go and how to sign in."""
+    base = f"http://127.0.0.1:{port}"
+    if not_ready:
+        status = f"  Steward is up, but not all of it: {', '.join(not_ready)} did not answer; see the log above."
+    else:
+        status = "  Steward is ready."
+    return "\n".join(
+        [
+            "",
+            status,
+            f"    Console:   {base}/admin/",
+            f"    API docs:  {base}/api/docs/",
+            f"    Readiness: {base}/readyz",
+            *credentials(),
+            "  Press Ctrl-C to stop every process.",
+            "",
+        ]
+    )
+
+
+def announce(port: str, checks: Sequence[Check], stop: threading.Event) -> None:
+    """Wait for the processes, then print the banner (naming what did not answer in time), unless stopped."""
+    not_ready = wait_until_ready(checks, timeout=READY_TIMEOUT_SECONDS, stop=stop)
+    if stop.is_set():
+        return
+    sys.stdout.write(banner(port, not_ready=not_ready) + "\n")
+    sys.stdout.flush()
+
 
 def main() -> int:
+    level = log_level()
+    os.environ.setdefault("LOG_LEVEL", level)  # the processes' own Django logging, unless set apart
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
@@ -20,30 +177,29 @@ def main() -> int:
     from config import embedded_redis
 
     port = os.environ.get("PORT", "8000")
-    python = sys.executable
-    bin_dir = os.path.dirname(python)
+    started = time.time()
     manager = Manager()
     if settings.REDIS_EMBEDDED and not embedded_redis.is_running(settings.REDIS_SOCKET):
-        manager.add_process("redis", " ".join(embedded_redis.command(settings.REDIS_SOCKET)))
-    manager.add_process(
-        "web",
-        f"{bin_dir}/gunicorn config.wsgi --bind 127.0.0.1:{port} --workers 2 --threads 4 "
-        "--access-logfile - --graceful-timeout 5",
-    )
-    manager.add_process("worker", f"{bin_dir}/celery -A config worker --loglevel INFO --concurrency 2")
-    manager.add_process(
-        "beat",
-        f"{bin_dir}/celery -A config beat --loglevel INFO --schedule {settings.VAR_DIR / 'celerybeat-schedule'}",
-    )
-    print(
-        f"\n  Steward is starting.\n"
-        f"    Console:   http://127.0.0.1:{port}/admin/\n"
-        f"    API docs:  http://127.0.0.1:{port}/api/docs/\n"
-        f"    Readiness: http://127.0.0.1:{port}/readyz\n"
-        f"  Press Ctrl-C to stop every process.\n",
-        flush=True,
-    )
-    manager.loop()
+        redis = [*embedded_redis.command(settings.REDIS_SOCKET), "--logfile", str(settings.VAR_DIR / "redis.log")]
+        manager.add_process("redis", " ".join(redis))
+    bin_dir, worker = os.path.dirname(sys.executable), f"steward-{os.getpid()}@{socket.gethostname()}"
+    for name, command in commands(
+        port=port, var_dir=settings.VAR_DIR, level=level, bin_dir=bin_dir, worker=worker
+    ).items():
+        manager.add_process(name, command)
+    checks = [
+        ("web", web_answers(port)),
+        ("worker", worker_answers(worker)),
+        ("beat", beat_started(settings.VAR_DIR / "celerybeat-schedule", started)),
+    ]
+    stop = threading.Event()
+    threading.Thread(target=announce, args=(port, checks, stop), daemon=True, name="announce").start()
+    sys.stdout.write("\n  Steward is starting; where to go and how to sign in follow once it answers.\n\n")
+    sys.stdout.flush()
+    try:
+        manager.loop()
+    finally:
+        stop.set()
     # Ctrl-C (130) or SIGTERM (143) is how the platform is meant to stop: not a failure.
     return 0 if manager.returncode in (None, 130, 143) else manager.returncode
 

@@ -18,6 +18,7 @@ The page is the test's script:
 After the script, the database must hold what the tour says happened.
 """
 
+import datetime as dt
 import os
 import queue
 import re
@@ -40,7 +41,9 @@ from agents.models import DemoHedge, DemoReplenishment, Run, RunStatus
 from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import audit_chain_verify
+from config import serve
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
+from personas import flows
 from personas.models import Conversation, ConversationStatus
 
 TOUR = Path(__file__).resolve().parent.parent / "docs" / "tour.md"
@@ -224,21 +227,36 @@ def console_step(marker: Marker, password: str) -> None:
 # --- the test --------------------------------------------------------------------------------------------------
 
 
+DEMO_PASSWORD_LINE = re.compile(r"Demo users: .*\(password (\S+)\)")
+TOKEN_LINE = re.compile(r"Demo API token: (\w+) \(user operator\)")
+
+
+def credentials_in(printed: str) -> dict[str, str]:
+    """The demo password and the API token in what ``make run`` printed, as a reader copies them."""
+    password, token = DEMO_PASSWORD_LINE.search(printed), TOKEN_LINE.search(printed)
+    assert password, printed
+    assert token, printed
+    return {"DEMO_PASSWORD": password[1], "TOKEN": token[1]}
+
+
 @pytest.fixture
 def demo(transactional_db: None, settings: Any, tmp_path: Path) -> dict[str, str]:
     """The demo as ``make run`` loads it (``manage.py bootstrap``), with its secrets kept in a var dir of the test's;
-    what it printed gives the password and the token, as a reader would copy them."""
+    the banner ``make run`` prints once everything answers gives the password and the token."""
     settings.VAR_DIR = tmp_path / "var"
-    out = StringIO()
-    call_command("bootstrap", stdout=out)
-    printed = out.getvalue()
-    password = re.search(r"Demo users: .*\(password (\S+)\)", printed)
-    token = re.search(r"Demo API token: (\w+) \(user operator\)", printed)
-    assert password, printed
-    assert token, printed
-    assert password[1] == (settings.VAR_DIR / "demo-password").read_text().strip()
-    assert Token.objects.get(user__username="operator").key == token[1]
-    return {"DEMO_PASSWORD": password[1], "TOKEN": token[1]}
+    settings.AUDIT_CHECKPOINT_SINK = f"file:{settings.VAR_DIR / 'audit-checkpoints.jsonl'}"  # the test's own too
+    call_command("bootstrap", stdout=StringIO())
+    found = credentials_in(serve.banner("8000"))
+    assert found["DEMO_PASSWORD"] == (settings.VAR_DIR / "demo-password").read_text().strip()
+    assert Token.objects.get(user__username="operator").key == found["TOKEN"]
+    return found
+
+
+def test_the_tour_shows_the_banner_make_run_prints() -> None:
+    """The sample under "Before you start" has the lines the reader copies, in the shape the banner prints them."""
+    sample = TOUR.read_text().split("## Before you start", 1)[1].split("```sh", 1)[0]
+    assert set(credentials_in(sample)) == set(ENVIRONMENT) - {"STEWARD"}
+    assert "Steward is ready." in sample
 
 
 @pytest.mark.worker
@@ -250,6 +268,7 @@ def test_the_guided_tour(demo: dict[str, str], live_server: LiveServer, tmp_path
     assert languages <= {"sh", "text", "json"}, f"blocks the test would neither run nor check: {languages}"
     assert sum(block.language == "sh" for block in blocks) > 10
 
+    first_day = dt.date.today()  # the KYC persona's date bound moves with it: checked against the days the tour ran
     env = {**os.environ, "STEWARD": live_server.url, **demo}
     shell = Shell(tmp_path, env)
     checks: list[tuple[Block, Block]] = []  # (expected output, the sh block it follows)
@@ -292,10 +311,10 @@ def test_the_guided_tour(demo: dict[str, str], live_server: LiveServer, tmp_path
             + f"\n--- everything the tour printed is in {printed}"
         )
 
-    assert_what_the_tour_says_happened()
+    assert_what_the_tour_says_happened(days={first_day, dt.date.today()})
 
 
-def assert_what_the_tour_says_happened() -> None:
+def assert_what_the_tour_says_happened(*, days: set[dt.date]) -> None:
     # 1. The order agent answered and Sam relayed it; the large replenishment waited and was approved as edited.
     relayed = Conversation.objects.filter(persona__slug="support", messages__text__startswith="Order SO-12345 is in")
     assert relayed.count() == 1
@@ -342,6 +361,12 @@ def assert_what_the_tour_says_happened() -> None:
     texts = list(kyc.messages.values_list("text", flat=True))
     assert "Jane Doe, call me on [PHONE]" in texts
     assert not any("7946" in text for text in texts)
+    latest_births = sorted(flows._shift(day, -1, 18, "y").isoformat() for day in days)
+    too_young = [text for text in texts if text.startswith("The date must be on or before")]
+    assert len(too_young) == 1
+    assert too_young[0] in {
+        f"The date must be on or before {day}. You must be 18 or older to open an account." for day in latest_births
+    }, (too_young, latest_births)
     assert texts[-1].startswith("Thank you, Jane Doe.")
     assert texts[-1].endswith("We keep identity records for 5 years, as the law requires.")
     assert kyc.state["slots"] == {"full_name": "Jane Doe", "birth_date": "1990-04-12", "country": "Germany",

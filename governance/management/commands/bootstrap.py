@@ -62,7 +62,7 @@ class Command(BaseCommand):
                     user.set_password(demo_password)
                     user.save(update_fields=["password"])
                     user_role_assign(actor=actor, user=user, role=role)
-            token, _ = Token.objects.get_or_create(user=user_model._default_manager.get(username="operator"))
+            Token.objects.get_or_create(user=user_model._default_manager.get(username="operator"))
             users = user_model._default_manager
             editor = users.get(username="editor")
             approvers = [users.get(username="approver"), users.get(username="approver2")]
@@ -70,13 +70,9 @@ class Command(BaseCommand):
             personas_demo.load(editor=editor, approvers=approvers)
             demo_policies.load(editor=editor, approvers=approvers)
 
-        admin_note = (
-            f"password {admin_password}"
-            if admin.check_password(admin_password)
-            else "password changed since it was created"
-        )
+        # How to sign in is printed by config.serve once everything answers (make run), not here, where the
+        # processes' start-up would scroll it away.
         self.stdout.write(
-            f"\n  Console admin:  {ADMIN_USERNAME} / {admin_note}\n"
-            f"  Demo users:     {', '.join(DEMO_USERS)} (password {demo_password}), one role each\n"
-            f"  Demo API token: {token.key} (user operator)\n"
+            f"Accounts ready: {ADMIN_USERNAME} and the demo users {', '.join(DEMO_USERS)}, one role each; "
+            f"their passwords are in {settings.VAR_DIR / 'admin-password'} and {settings.VAR_DIR / 'demo-password'}."
         )
