@@ -2,12 +2,12 @@
 ended (its status). Pure functions over what the run's steps record and over the agent's own report; the runtime
 calls ``decide`` in the transaction that finishes the run. ``docs/metrics.md`` states the same rules.
 
-- A run that was **rolled back** (every write undone), or that ended **failed, cancelled or timed out**, is
-  ``not_completed`` with the reason; unless a person was handed the decision and did not grant it:
-- a run is ``escalated`` when it ended handing over to a person: a budget overrun went to review and was not
-  granted (rejected or expired), a tool call's approval expired before anyone decided, or an ``input`` or
-  ``output`` guardrail decided ``escalate``; or when its own report says so.
-- a **succeeded** run is ``completed`` when at least one write succeeded (or, with no write attempted, at least
+- A run that was **rolled back** (every write undone) is ``not_completed``.
+- A run is ``escalated``, whatever its status, when it ended handing over to a person: a budget overrun went to
+  review and was not granted (rejected or expired), a tool call's approval expired before anyone decided, or an
+  ``input`` or ``output`` guardrail decided ``escalate``; or when its own report says so.
+- A run that ended **failed, cancelled or timed out** otherwise is ``not_completed``, with its error.
+- A **succeeded** run is ``completed`` when at least one write succeeded (or, with no write attempted, at least
   one tool call succeeded with a result that is not an error, and it answered), and no call that failed or was
   denied was left without a later successful call of the same tool. Otherwise ``not_completed``: every write was
   denied, rejected or failed; every tool call failed; nothing was done at all; or an attempt was left unresolved.
@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.models import RunOutcome, RunStatus, Step, StepKind, StepStatus
+from agents.models import Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
 from governance.models import ReviewStatus
 
-REASON_LENGTH = 500  # Run.outcome_reason's max_length
+REASON_LENGTH = Run._meta.get_field("outcome_reason").max_length or 500
 ROLLED_BACK = "every write it made was undone (rolled back)"
 
 
@@ -46,7 +46,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class StepFacts:
-    """What the outcome rules read of one step (see ``step_facts`` for a ``Step``)."""
+    """What the outcome rules read of one step (``facts_of`` makes them of a ``Step``)."""
 
     kind: str
     status: str
