@@ -53,14 +53,15 @@ class _Index:
             for keyword in keywords:
                 (by_word if words and _is_word(keyword) else by_part).setdefault(keyword, []).append(index)
         self.by_word = by_word
-        self.by_part = tuple(by_part.items())
+        self.by_ascii_part = tuple((part, indexes) for part, indexes in by_part.items() if part.isascii())
+        self.by_other_part = tuple((part, indexes) for part, indexes in by_part.items() if not part.isascii())
 
     def candidates(self, text: str) -> list[int]:
         chosen: set[int] = set()
         words = (_ASCII_WORDS if text.isascii() else _WORDS).findall(text)
         for word in self.by_word.keys() & words:
             chosen.update(self.by_word[word])
-        for part, indexes in self.by_part:
+        for part, indexes in self.by_ascii_part if text.isascii() else (*self.by_ascii_part, *self.by_other_part):
             if part in text:
                 chosen.update(indexes)
         return sorted(chosen)
@@ -115,7 +116,10 @@ def _views(text: str) -> Iterator[tuple[normalise.View, tuple[_Phrase, ...], _In
 
 # --- base64 ----------------------------------------------------------------------------------------------------
 
-_BASE64 = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])")
+# A run of 16 or more base64 characters, not part of a longer word; the boundaries are checked after the match,
+# since a pattern that starts with a look-behind is tried at every position.
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_BASE64_BOUNDARY = re.compile(r"[\w+/=-]")
 
 
 def _decoded(token: str) -> str | None:
@@ -132,6 +136,9 @@ def _decoded(token: str) -> str | None:
 
 def _encoded(text: str) -> Iterator[tuple[int, int, str]]:
     for token in _BASE64.finditer(text):
+        start, end = token.span()
+        if (start and _BASE64_BOUNDARY.match(text, start - 1)) or _BASE64_BOUNDARY.match(text, end):
+            continue
         decoded = _decoded(token.group())
         if decoded is None:
             continue

@@ -181,13 +181,14 @@ def leet(view: View) -> list[View]:
 
 _SEPARATOR = r"(?:[ \t.\-_*·•/\\|,~+]{1,4})"
 _SPELLED = re.compile(rf"\b[^\W\d_](?:{_SEPARATOR}[^\W\d_]\b){{3,}}")
+_SPELLED_ASCII = re.compile(rf"\b[a-z](?:{_SEPARATOR}[a-z]\b){{3,}}", re.ASCII)  # the same, faster, in ASCII text
 _GAP = re.compile(_SEPARATOR)
 
 
 def collapse(view: View) -> View | None:
     """``view`` with runs of letters spelled out one by one joined into words: the most frequent separator of a run
     joins letters, any other separates words (``i g n o r e   a l l`` → ``ignore all``). None when there are none."""
-    runs = list(_SPELLED.finditer(view.text))
+    runs = list((_SPELLED_ASCII if view.text.isascii() else _SPELLED).finditer(view.text))
     if not runs:
         return None
     pieces: list[tuple[int, str]] = []

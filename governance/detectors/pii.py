@@ -62,6 +62,22 @@ _WRITTEN_AT = re.compile(  # searched in the lower-cased text
     rf"|\s{_AT_WORDS}\s"  # at
     r"|\s@|@\s",  # @ with a space before or after it
 )
+# One of these is in every text _WRITTEN_AT can match (a cheap test before the search).
+_AT_MARKERS = (
+    "@",
+    " at",
+    "\tat",
+    "\nat",
+    "(at",
+    "[at",
+    "{at",
+    "<at",
+    "arroba",
+    "arobase",
+    "chez",
+    "bei",
+    "klammeraffe",
+)
 _SPACE = re.compile(r"\s*")
 _WRITTEN_DOT = rf"(?:\s*{_OPEN}\s*(?:{_DOT_WORDS}|\.)\s*{_CLOSE}\s*|\s+{_DOT_WORDS}\s+|\s*\.\s*)"
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -202,6 +218,8 @@ def written_emails(text: str) -> Iterator[Detection]:
     lowered = text.lower()
     if len(lowered) != len(text):  # lower-casing moved the positions: "İ" is two characters in lower case
         lowered = "".join(char if len(char.lower()) != 1 else char.lower() for char in text)
+    if not any(marker in lowered for marker in _AT_MARKERS):
+        return
     pos = 0
     while (at := _WRITTEN_AT.search(lowered, pos)) is not None:
         pos = at.end()
