@@ -115,7 +115,7 @@ def credentials() -> list[str]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from governance.management.commands.bootstrap import ADMIN_USERNAME, DEMO_USERS
+    from governance.management.commands.bootstrap import ADMIN_USERNAME, DEMO_CLIENT, DEMO_USERS
 
     admin_file, demo_file = settings.VAR_DIR / "admin-password", settings.VAR_DIR / "demo-password"
     if not admin_file.exists() or not demo_file.exists():
@@ -127,11 +127,11 @@ def credentials() -> list[str]:
         if admin is not None and admin.check_password(admin_password)
         else f"password changed since it was written to {admin_file}"
     )
-    token = Token.objects.filter(user__username="operator").values_list("key", flat=True).first()
+    token = Token.objects.filter(user__username=DEMO_CLIENT).values_list("key", flat=True).first()
     return [
         f"  Console admin:  {ADMIN_USERNAME} / {admin_note}",
         f"  Demo users:     {', '.join(DEMO_USERS)} (password {demo_password}), one role each",
-        f"  Demo API token: {token or 'none yet'} (user operator)",
+        f"  Demo API token: {token or 'none yet'} (user {DEMO_CLIENT}, a client application)",
     ]
 
 

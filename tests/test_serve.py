@@ -97,16 +97,16 @@ def test_the_banner_says_where_to_go_and_how_to_sign_in(bootstrapped: Path) -> N
     printed = serve.banner("8123")
     demo_password = (bootstrapped / "demo-password").read_text().strip()
     admin_password = (bootstrapped / "admin-password").read_text().strip()
-    token = Token.objects.get(user__username="operator").key
+    token = Token.objects.get(user__username="client").key
     assert printed.splitlines()[1:] == [
         "  Steward is ready.",
         "    Console:   http://127.0.0.1:8123/admin/",
         "    API docs:  http://127.0.0.1:8123/api/docs/",
         "    Readiness: http://127.0.0.1:8123/readyz",
         f"  Console admin:  admin / password {admin_password}",
-        f"  Demo users:     viewer, auditor, editor, approver, approver2, operator (password {demo_password}), "
+        f"  Demo users:     viewer, auditor, editor, approver, approver2, operator, client (password {demo_password}), "
         "one role each",
-        f"  Demo API token: {token} (user operator)",
+        f"  Demo API token: {token} (user client, a client application)",
         "  Press Ctrl-C to stop every process.",
     ]
 
@@ -188,7 +188,7 @@ def test_make_run_prints_the_banner_once_everything_answers(serving: tuple[subpr
     printed = output.read_text()
     before, banner = printed.split("  Steward is ready.\n", 1)
     assert re.search(r"system \| worker started", before), printed
-    assert "Demo API token: " + Token.objects.get(user__username="operator").key in banner
+    assert "Demo API token: " + Token.objects.get(user__username="client").key in banner
     assert "GET /readyz" not in printed
     assert "GET /readyz" in (output.parent / "var" / "access.log").read_text()
     assert "[queues]" not in printed  # no start-up banners

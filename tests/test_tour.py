@@ -228,7 +228,7 @@ def console_step(marker: Marker, password: str) -> None:
 
 
 DEMO_PASSWORD_LINE = re.compile(r"Demo users: .*\(password (\S+)\)")
-TOKEN_LINE = re.compile(r"Demo API token: (\w+) \(user operator\)")
+TOKEN_LINE = re.compile(r"Demo API token: (\w+) \(user client, a client application\)")
 
 
 def credentials_in(printed: str) -> dict[str, str]:
@@ -248,7 +248,7 @@ def demo(transactional_db: None, settings: Any, tmp_path: Path) -> dict[str, str
     call_command("bootstrap", stdout=StringIO())
     found = credentials_in(serve.banner("8000"))
     assert found["DEMO_PASSWORD"] == (settings.VAR_DIR / "demo-password").read_text().strip()
-    assert Token.objects.get(user__username="operator").key == found["TOKEN"]
+    assert Token.objects.get(user__username="client").key == found["TOKEN"]
     return found
 
 

@@ -26,7 +26,11 @@ DEMO_USERS = {
     "approver": Role.APPROVER,
     "approver2": Role.APPROVER,
     "operator": Role.OPERATOR,
+    "client": Role.CLIENT,
 }
+# The demo's client application: the demo API token is its token (a Client talks to personas and starts runs, and
+# nothing else; the people deciding and undoing sign in as themselves).
+DEMO_CLIENT = "client"
 
 
 def _secret_file(path: Path) -> str:
@@ -62,7 +66,7 @@ class Command(BaseCommand):
                     user.set_password(demo_password)
                     user.save(update_fields=["password"])
                     user_role_assign(actor=actor, user=user, role=role)
-            Token.objects.get_or_create(user=user_model._default_manager.get(username="operator"))
+            Token.objects.get_or_create(user=user_model._default_manager.get(username=DEMO_CLIENT))
             users = user_model._default_manager
             editor = users.get(username="editor")
             approvers = [users.get(username="approver"), users.get(username="approver2")]
