@@ -381,37 +381,22 @@ def _looks_like_date(lengths: list[int], groups: list[str]) -> bool:
     return False
 
 
-def _is_phone(candidate: str) -> bool:
-    international = candidate.startswith("+")
-    body = candidate.lstrip("+ ")
-    runs = list(_DIGITS.finditer(body))
-    groups = [run.group() for run in runs]
-    lengths = [len(group) for group in groups]
+_BAD_BRACKETS = -1
+
+
+def _paren_index(body: str, runs: list[re.Match[str]]) -> int | None:
+    """Which digit group is in parentheses: None when none is, ``_BAD_BRACKETS`` when they are not one pair
+    around one group."""
+    if "(" not in body and ")" not in body:
+        return None
+    paren = _PAREN_GROUP.search(body)
+    if paren is None or body.count("(") != 1 or body.count(")") != 1:
+        return _BAD_BRACKETS
+    return next(index for index, run in enumerate(runs) if run.start() == paren.start(1))
+
+
+def _is_national(groups: list[str], lengths: list[int], separators: list[str]) -> bool:
     digits = "".join(groups)
-    separators = [body[before.end() : after.start()] for before, after in pairwise(runs)]
-
-    paren_index = None
-    if "(" in body or ")" in body:
-        paren = _PAREN_GROUP.search(body)
-        if paren is None or body.count("(") != 1 or body.count(")") != 1:
-            return False
-        paren_index = next(index for index, run in enumerate(runs) if run.start() == paren.start(1))
-
-    if international:  # +44 20 7946 0958, +1 (415) 555-2671, +442079460958
-        if not 7 <= len(digits) <= 15:
-            return False
-        return len(groups) == 1 or (lengths[0] <= 3 and lengths[-1] >= 2 and paren_index in (None, 1))
-
-    if not 9 <= len(digits) <= 15:
-        return False
-    if paren_index is not None:  # (415) 555-2671, (020) 7946 0958
-        return (
-            paren_index == 0
-            and len(groups) >= 2
-            and 2 <= lengths[0] <= 5
-            and all(length >= 2 for length in lengths[1:])
-            and len(set(separators[1:])) <= 1
-        )
     if len(groups) == 1:  # 02079460958: unseparated national numbers need the trunk prefix 0
         return digits[0] == "0" and 10 <= len(digits) <= 12
     if len(set(separators)) != 1 or _looks_like_date(lengths, groups):
@@ -422,6 +407,32 @@ def _is_phone(candidate: str) -> bool:
     if lengths == [1, 3, 3, 4] and groups[0] == "1":
         lengths = lengths[1:]
     return lengths == [3, 3, 4]
+
+
+def _is_phone(candidate: str) -> bool:
+    body = candidate.lstrip("+ ")
+    runs = list(_DIGITS.finditer(body))
+    groups = [run.group() for run in runs]
+    lengths = [len(group) for group in groups]
+    separators = [body[before.end() : after.start()] for before, after in pairwise(runs)]
+    paren_index = _paren_index(body, runs)
+    if paren_index == _BAD_BRACKETS:
+        return False
+    if candidate.startswith("+"):  # +44 20 7946 0958, +1 (415) 555-2671, +442079460958
+        if not 7 <= sum(lengths) <= 15:
+            return False
+        return len(groups) == 1 or (lengths[0] <= 3 and lengths[-1] >= 2 and paren_index in (None, 1))
+    if not 9 <= sum(lengths) <= 15:
+        return False
+    if paren_index is not None:  # (415) 555-2671, (020) 7946 0958
+        return (
+            paren_index == 0
+            and len(groups) >= 2
+            and 2 <= lengths[0] <= 5
+            and all(length >= 2 for length in lengths[1:])
+            and len(set(separators[1:])) <= 1
+        )
+    return _is_national(groups, lengths, separators)
 
 
 def phones(text: str) -> Iterator[Detection]:
