@@ -24,12 +24,14 @@ from django.utils.timesince import timesince
 from config.errors import DomainError
 from governance import selectors, services
 from governance.models import (
+    Decision,
     GovernedObject,
     GuardrailPolicy,
     Label,
     LabelPointer,
     Release,
     ReviewItem,
+    ReviewKind,
     ReviewStatus,
     Version,
     VersionStatus,
@@ -587,8 +589,37 @@ class ReviewItemAdmin(ReadOnly):
             "details": page.details(item) if page.details else "",
             "own_request": selectors.own_work(request.user, item),
             "shown_digest": shown_digest,
+            "summary": approval_summary(item, shown_digest),
         }
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+
+def tool_request(item: ReviewItem) -> dict[str, str] | None:
+    """The HTTP request a tool approval's tool makes (method and URL template), as the decision is bound to it: the
+    tool version the run's agent version pins puts it in the item's payload. None for a tool that is not HTTP."""
+    request = item.payload.get("request")
+    if not isinstance(request, dict) or not request.get("method"):
+        return None
+    return {"method": str(request["method"]), "url": str(request.get("url_template", ""))}
+
+
+def approval_summary(item: ReviewItem, digest: str) -> dict[str, Any] | None:
+    """What a tool approval asks, for the head of its page: the tool, its request, the arguments one a row, the risk,
+    and how many of the approvals it needs are in (for what is shown now: an edit voids the approvals before it)."""
+    if item.kind != ReviewKind.TOOL_APPROVAL or "tool" not in item.payload:
+        return None
+    arguments = item.payload.get("arguments") or {}
+    return {
+        "tool": item.payload["tool"],
+        "request": tool_request(item),
+        "arguments": [
+            (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            for name, value in sorted(arguments.items())
+        ],
+        "risk": item.risk,
+        "approvals": item.decisions.filter(decision=Decision.APPROVE, digest=digest).count(),
+        "required": item.approvals_required,
+    }
 
 
 @admin.register(Release)

@@ -159,3 +159,59 @@ def test_a_budget_overrun_opens_on_the_run_and_the_budget_and_an_approval_lets_t
     run_page = client.get(reverse("admin:agents_run_change", args=[run.pk])).content.decode()
     assert "Budget extensions:" in run_page
     assert "{&quot;steps&quot;: 1}" in run_page  # what the approver granted, on the run's page
+
+
+def test_the_decide_page_leads_with_what_is_asked_and_reject_does_not_look_like_approve(
+    client: Client, parked: Run, make_user: Callable[..., User]
+) -> None:
+    item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL)
+    ReviewItem.objects.filter(pk=item.pk).update(approvals_required=2)  # as for a critical tool
+    first, second = make_user("dora-decider", Role.APPROVER), make_user("dan-decider", Role.APPROVER)
+    client.force_login(first)
+    page = client.get(_item_page(item)).content.decode()
+    asked = page[page.index('<fieldset class="module" id="asked">') : page.index("</fieldset>")]
+    assert "<h2>What is asked</h2>" in asked
+    assert "Call <strong>unit.note</strong></p>" in asked  # a Python tool: no request to show
+    assert '<tr><th scope="row">message</th><td><code>first draft</code></td></tr>' in asked
+    assert f'class="review-risk review-risk-{item.risk}">{item.risk} risk</span>' in asked
+    assert '<span id="asked-approvals">0 of 2 approvals</span>' in asked
+    assert page.index('id="asked"') < page.index("So far") < page.index("Your decision")
+    assert 'name="_approve" class="default"' in page
+    assert 'name="_reject" class="review-reject"' in page
+
+    client.post(_item_page(item), {"digest": item.digest, "comment": "", "_approve": "1"})
+    client.force_login(second)
+    assert '<span id="asked-approvals">1 of 2 approvals</span>' in client.get(_item_page(item)).content.decode()
+
+
+def test_the_request_of_an_http_tool_is_read_from_what_the_decision_is_bound_to() -> None:
+    from governance.admin import tool_request
+
+    http = ReviewItem(payload={"tool": "orders.get", "request": {"method": "GET", "url_template": "https://x/{id}"}})
+    assert tool_request(http) == {"method": "GET", "url": "https://x/{id}"}
+    assert tool_request(ReviewItem(payload={"tool": "unit.note"})) is None
+
+
+def test_a_run_page_links_its_conversation_and_its_audit_trail(client: Client, parked: Run, admin: User) -> None:
+    conversation = "6f1d0c55-0d2b-4c39-8d43-0f3a4c1c5e01"
+    Run.objects.filter(pk=parked.pk).update(origin=f"personas.conversation:{conversation}")
+    client.force_login(admin)
+    page = client.get(reverse("admin:agents_run_change", args=[parked.pk])).content.decode()
+    origin = reverse("admin:personas_conversation_change", args=[conversation])
+    assert f'<a id="run-origin" href="{origin}">its conversation</a>' in page
+    trail = f"{reverse('admin:audit_auditevent_changelist')}?correlation_id={parked.correlation_id}"
+    assert f'<a id="run-trail" href="{trail}">Its audit trail</a>' in page
+    listed = client.get(trail)
+    assert listed.status_code == 200
+    events = list(listed.context_data["cl"].queryset)
+    assert events
+    assert {event.correlation_id for event in events} == {parked.correlation_id}
+
+
+def test_a_run_started_by_a_client_links_no_conversation_and_a_viewer_no_trail(
+    client: Client, parked: Run, viewer: User
+) -> None:
+    client.force_login(viewer)
+    page = client.get(reverse("admin:agents_run_change", args=[parked.pk])).content.decode()
+    assert 'id="run-origin"' not in page
+    assert 'id="run-trail"' not in page

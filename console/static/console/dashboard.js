@@ -13,7 +13,7 @@
 
     var CHARTS = [
         {title: "Task completion rate (%)", series: [{key: "task_completion_rate", label: "completed", scale: 100}]},
-        {title: "Finished runs by outcome", series: [
+        {title: "Finished runs by outcome", basis: "runs_finished", series: [
             {key: "runs_completed", label: "completed"},
             {key: "runs_not_completed", label: "not completed"},
             {key: "runs_escalated", label: "escalated"}
@@ -30,9 +30,12 @@
             {key: "run_escalation_rate", label: "runs", scale: 100},
             {key: "escalation_rate", label: "conversations", scale: 100}
         ]},
-        {title: "Cost", series: [{key: "cost", label: "cost"}]}
+        {title: "Cost", basis: "runs_started", series: [{key: "cost", label: "cost"}]}
     ];
     var NO_FIGURE = "\u2014";
+    // A chart with fewer points than this says so instead of drawing a lone dot (or nothing).
+    var MIN_POINTS = 2;
+    var NOT_ENOUGH = "Not enough data yet";
     var FORMATS = {
         percent: function (value) { return (value * 100).toFixed(1) + " %"; },
         duration: function (seconds) {
@@ -62,6 +65,15 @@
         });
     }
 
+    // The days a chart has a figure for: one of its series has a value there and, for a chart of counts, its basis
+    // (the runs finished, the runs started) is not zero: a count of 0 on a day without runs is no data point.
+    function pointCount(chart, daily) {
+        return daily.filter(function (day) {
+            if (chart.basis && !Number(day[chart.basis])) { return false; }
+            return chart.series.some(function (spec) { return day[spec.key] !== null && day[spec.key] !== undefined; });
+        }).length;
+    }
+
     function Dashboard(root, data) {
         this.root = root;
         this.container = root.querySelector("#metrics-charts");
@@ -77,7 +89,7 @@
         var colours = [cssVar("--secondary", "#417690"), cssVar("--primary", "#79aec8"), cssVar("--error-fg", "#ba2121")];
         var axis = {stroke: cssVar("--body-quiet-color", "#666"), grid: {stroke: cssVar("--hairline-color", "#e8e8e8")},
                     ticks: {stroke: cssVar("--hairline-color", "#e8e8e8")}};
-        this.plots.forEach(function (plot) { plot.destroy(); });
+        this.plots.forEach(function (plot) { if (plot) { plot.destroy(); } });
         this.container.textContent = "";
         this.plots = CHARTS.map(function (chart) {
             var cell = document.createElement("div");
@@ -86,6 +98,13 @@
             title.textContent = chart.title;
             cell.appendChild(title);
             self.container.appendChild(cell);
+            if (pointCount(chart, data.daily) < MIN_POINTS) {
+                var empty = document.createElement("p");
+                empty.className = "console-chart-empty";
+                empty.textContent = NOT_ENOUGH;
+                cell.appendChild(empty);
+                return null;
+            }
             var options = {
                 width: Math.max(cell.clientWidth, 280),
                 height: 170,
