@@ -12,7 +12,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -20,6 +19,7 @@ from agents import http_tools, services
 from agents.models import FINISHED_RUN_STATUSES, AgentDefinition, Run, RunStatus, Step, Tool, ToolKind
 from config.changelists import LargeTableAdmin
 from config.errors import DomainError
+from config.lookups import object_or_404
 from governance.admin import GovernedObjectAdmin, ReadOnly, console_user, report_error
 from governance.admin_filters import LabelFilter
 from governance.models import ReviewItem, ReviewKind
@@ -192,7 +192,7 @@ class RunAdmin(LargeTableAdmin, ReadOnly):
         return render_timeline(run)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        run = object_or_404(self.get_queryset(request), pk=object_id)
         user = request.user
         can_cancel = user.has_perm("agents.cancel_run") and run.status not in FINISHED_RUN_STATUSES
         can_compensate = user.has_perm("agents.compensate_run") and run.status in (

@@ -290,9 +290,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api_input.LimitOffsetPagination",
+    # JSON bounded in depth and refusing lone surrogates (config.api_input); forms as DRF has them.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
 }
 
@@ -306,10 +312,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Both models have a "status": each enum is named after its model, not by a hash.
+    # Several models have a "status" or a "kind": each enum is named after its model, not by a hash.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "agents.models.RunStatus",
         "ConversationStatusEnum": "personas.models.ConversationStatus",
+        "ReviewKindEnum": "governance.models.ReviewKind",
+        "ReviewStatusEnum": "governance.models.ReviewStatus",
+        "VersionStatusEnum": "governance.models.VersionStatus",
     },
 }
 

@@ -4,11 +4,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
+from config import api, health
 
 admin.site.site_header = "Steward governance console"
 admin.site.site_title = "Steward"
 admin.site.index_title = "Governance console"
+
+# Under /api/ even Django's own error pages answer the API's one error shape (config.api).
+handler400 = api.bad_request
+handler404 = api.not_found
+handler500 = api.server_error
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -12,12 +12,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.changelists import LargeTableAdmin
 from config.errors import DomainError
+from config.lookups import object_or_404
 from governance.admin import GovernedObjectAdmin, ReadOnly, console_user, report_error
 from governance.admin_filters import LabelFilter
 from governance.models import ReviewKind
@@ -100,7 +100,7 @@ class ConversationAdmin(LargeTableAdmin, ReadOnly):
         )
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        conversation = get_object_or_404(self.get_queryset(request), pk=object_id)
+        conversation = object_or_404(self.get_queryset(request), pk=object_id)
         can_answer = (
             request.user.has_perm(services.REPLY_PERMISSION) and conversation.status == ConversationStatus.ESCALATED
         )

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from agents.models import Run, RunOutcome, Step, Tool
+from governance.api.serializers import ReviewItemSerializer
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -40,9 +41,9 @@ class ToolSerializer(serializers.ModelSerializer):
 
 class StepSerializer(serializers.ModelSerializer):
     tool = serializers.CharField(source="detail.tool_name", default="")
-    duration_ms = serializers.IntegerField(read_only=True)
-    approval = serializers.IntegerField(source="review_id", default=None)
-    compensates = serializers.IntegerField(source="compensates.seq", default=None)
+    duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
+    approval = serializers.IntegerField(source="review_id", default=None, allow_null=True)
+    compensates = serializers.IntegerField(source="compensates.seq", default=None, allow_null=True)
 
     class Meta:
         model = Step
@@ -75,3 +76,10 @@ class RunDetailSerializer(RunSerializer):
 
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "steps"]
+
+
+class ApprovalDetailSerializer(ReviewItemSerializer):
+    run = RunDetailSerializer(help_text="The run waiting for the decision, with its timeline so far.")
+
+    class Meta(ReviewItemSerializer.Meta):
+        fields = [*ReviewItemSerializer.Meta.fields, "run"]

@@ -4,7 +4,6 @@ check permissions and every rule, so the console and the API refuse the same thi
 import uuid
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -16,11 +15,12 @@ from agents import services
 from agents.api import serializers as s
 from agents.models import Run, Tool
 from config.errors import NotFound
+from config.lookups import object_or_404
 from config.permissions import has_perms
 from governance import selectors
 from governance.api.serializers import ReviewItemSerializer
 from governance.api.views import GovernedViewSet, request_user, validated
-from governance.models import ReviewItem
+from governance.models import GovernedObject, ReviewItem
 
 
 class AgentViewSet(GovernedViewSet):
@@ -44,7 +44,9 @@ class ToolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 
 class RunFilter(filters.FilterSet):
-    agent = filters.CharFilter(field_name="agent__slug")
+    agent = filters.ModelChoiceFilter(  # an unknown agent is a 400 naming it, not an empty list
+        queryset=GovernedObject.objects.filter(kind=services.AGENT_KIND), to_field_name="slug"
+    )
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
@@ -112,9 +114,13 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[ReviewItem]:
         return ReviewItem.objects.filter(kind__in=services.RUN_APPROVALS).prefetch_related("decisions")
 
+    def _approval(self, pk: str) -> ReviewItem:
+        return object_or_404(self.get_queryset(), "There is no such approval.", pk=pk)
+
+    @extend_schema(responses=s.ApprovalDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         """The approval, with the run's timeline so far; decide with the digest shown here."""
-        item = get_object_or_404(self.get_queryset(), pk=pk)
+        item = self._approval(pk)
         step = services.approval_step(item)
         data = dict(ReviewItemSerializer(item).data)
         data["digest"] = selectors.review_digest(item)
@@ -127,6 +133,5 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         """Approve, reject, or approve a tool call with edited arguments (edit). Never your own request; critical
         tools need two approvers; the decision is bound to the digest you were shown."""
         data = validated(s.ApprovalDecideSerializer, request)
-        item = services.approval_decide(actor=request_user(request), item=get_object_or_404(self.get_queryset(), pk=pk),
-                                        **data)  # fmt: skip
+        item = services.approval_decide(actor=request_user(request), item=self._approval(pk), **data)
         return Response(ReviewItemSerializer(self.get_queryset().get(pk=item.pk)).data)

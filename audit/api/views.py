@@ -20,6 +20,7 @@ from audit.context import Actor
 from audit.export import CONTENT_TYPES, ExportFormat
 from audit.models import AuditEvent
 from audit.services import audit_chain_verify, audit_export
+from config.api_input import query_int
 from config.permissions import has_perms
 
 
@@ -28,6 +29,13 @@ class AuditEventPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request: Request) -> int:
+        # A page size out of range is a 400 naming it, as limit and offset are elsewhere (DRF would ignore it).
+        size = query_int(
+            request, self.page_size_query_param, default=self.page_size, minimum=1, maximum=self.max_page_size
+        )
+        return size or self.page_size
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         # A cursor the client mangled is bad input (400 naming the parameter), not a missing page.

@@ -35,7 +35,7 @@ class GovernedObjectUpdateSerializer(serializers.Serializer):
 
 
 class GovernedObjectSerializer(serializers.ModelSerializer):
-    draft_updated_by = serializers.CharField(source="draft_updated_by.username", default=None)
+    draft_updated_by = serializers.CharField(source="draft_updated_by.username", default=None, allow_null=True)
     labels = serializers.SerializerMethodField()
     latest_version = serializers.SerializerMethodField()
 
@@ -135,8 +135,8 @@ class ReleaseMoveSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="object.kind")
     slug = serializers.CharField(source="object.slug")
     label = serializers.CharField(source="label.name")  # type: ignore[assignment]
-    from_version = serializers.IntegerField(source="from_version.number", default=None)
-    to_version = serializers.IntegerField(source="to_version.number", default=None)
+    from_version = serializers.IntegerField(source="from_version.number", default=None, allow_null=True)
+    to_version = serializers.IntegerField(source="to_version.number", default=None, allow_null=True)
 
     class Meta:
         model = ReleaseMove
@@ -179,6 +179,28 @@ class ReviewItemSerializer(ShownDigestMixin, serializers.ModelSerializer):
         fields = ["id", "kind", "subject_type", "subject_id", "subject_label", "reason", "raised_by", "risk",
                   "requested_by", "status", "approvals_required", "due_at", "overdue", "created_at", "decided_at",
                   "digest", "payload", "decisions"]  # fmt: skip
+
+
+class ReviewDiffSerializer(serializers.Serializer):
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    from_ = serializers.IntegerField(allow_null=True, help_text="The version released under the label; null: none.")
+    to = serializers.IntegerField()
+    changes = serializers.ListField(child=serializers.DictField())
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class ReviewDetailSerializer(ReviewItemSerializer):
+    """An item with what is being decided: for configuration reviews the diff and the checks' results."""
+
+    diff = ReviewDiffSerializer(allow_null=True, help_text="Configuration reviews: against the released version.")
+    checks = serializers.ListField(child=serializers.DictField())
+
+    class Meta(ReviewItemSerializer.Meta):
+        fields = [*ReviewItemSerializer.Meta.fields, "diff", "checks"]
 
 
 class EvaluateSerializer(serializers.Serializer):

@@ -8,9 +8,8 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
@@ -20,7 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import signin
+from config.api_input import StrictBooleanFilter, json_type_errors
+from config.api_schema import ErrorSerializer
 from config.errors import DomainError, NotAllowed, NotFound
+from config.lookups import object_or_404
 from config.permissions import has_perms
 from governance import selectors, services
 from governance.api import serializers as s
@@ -34,7 +36,11 @@ class TokenObtainView(APIView):
     authentication_classes: list[type] = []
 
     @extend_schema(
-        request=AuthTokenSerializer, responses=inline_serializer("Token", {"token": serializers.CharField()})
+        request=AuthTokenSerializer,
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            429: OpenApiResponse(ErrorSerializer, description="Too many failed sign-ins: wait for Retry-After."),
+        },
     )
     def post(self, request: Request) -> Response:
         """Return the caller's API token (created on first use). Failed attempts are audited and throttled: a
@@ -55,7 +61,10 @@ def request_user(request: Request) -> User:
 
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """The body, validated by ``serializer_class``; values of the wrong JSON type are errors, not coerced."""
     serializer = serializer_class(data=request.data)
+    if isinstance(request.data, dict) and (errors := json_type_errors(serializer, request.data)):
+        raise serializers.ValidationError(errors)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
@@ -127,7 +136,7 @@ class GovernedViewSet(viewsets.GenericViewSet):
         return Response(selectors.draft_validation(self._object()))
 
     @extend_schema(responses=s.VersionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def versions(self, request: Request, slug: str) -> Response:
         """Every version, newest first."""
         versions = self._object().versions.select_related("author").prefetch_related("reviews__decisions")
@@ -167,7 +176,11 @@ class GovernedViewSet(viewsets.GenericViewSet):
         ],
         responses=inline_serializer(
             "Diff",
-            {"from": serializers.IntegerField(), "to": serializers.IntegerField(), "changes": serializers.ListField()},
+            {
+                "from": serializers.IntegerField(allow_null=True, help_text="Null: against nothing (the first)."),
+                "to": serializers.IntegerField(),
+                "changes": serializers.ListField(child=serializers.DictField()),
+            },
         ),
     )
     @action(detail=True, methods=["get"])
@@ -214,7 +227,10 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = validated(s.ReleaseCreateSerializer, request)
         moves = []
         for index, move in enumerate(data["moves"]):
-            get_kind(move["kind"])
+            try:
+                get_kind(move["kind"])
+            except NotFound as error:  # named in the body: a field error, not a missing page
+                raise DomainError(error.message, fields={f"moves[{index}].kind": [error.message]}) from None
             obj = GovernedObject.objects.filter(kind=move["kind"], slug=move["slug"]).first()
             if obj is None:
                 raise DomainError(
@@ -260,7 +276,7 @@ class LabelViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class ReviewFilter(filters.FilterSet):
-    overdue = filters.BooleanFilter(method="filter_overdue", label="Only items past their due time")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Only items past their due time")
 
     class Meta:
         model = ReviewItem
@@ -281,9 +297,10 @@ class ReviewViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = [has_perms("governance.view_reviewitem")]
     filterset_class = ReviewFilter
 
+    @extend_schema(responses=s.ReviewDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         """The item, what is being decided, and for configuration reviews the diff and check results."""
-        item = get_object_or_404(self.get_queryset(), pk=pk)
+        item = object_or_404(self.get_queryset(), "There is no such review item.", pk=pk)
         data = dict(s.ReviewItemSerializer(item).data)
         data["diff"] = selectors.review_diff(item)
         data["checks"] = item.version.checks if item.version else []
@@ -294,7 +311,8 @@ class ReviewViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def decide(self, request: Request, pk: str) -> Response:
         """Approve or reject, bound to the digest you were shown."""
         data = validated(s.ReviewDecideSerializer, request)
-        item = services.review_decide(actor=request_user(request), item=get_object_or_404(ReviewItem, pk=pk), **data)
+        item = object_or_404(self.get_queryset(), "There is no such review item.", pk=pk)
+        item = services.review_decide(actor=request_user(request), item=item, **data)
         return Response(s.ReviewItemSerializer(self.get_queryset().get(pk=item.pk)).data)
 
 

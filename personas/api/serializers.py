@@ -24,7 +24,7 @@ class CloseSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", default=None)
+    author = serializers.CharField(source="author.username", default=None, allow_null=True)
 
     class Meta:
         model = Message
@@ -35,6 +35,7 @@ class ConversationSerializer(serializers.ModelSerializer):
     persona = serializers.CharField(source="persona.slug")
     version = serializers.IntegerField(source="version.number")
     messages = MessageSerializer(many=True, read_only=True)
+    rating = serializers.IntegerField(min_value=1, max_value=5, allow_null=True, help_text="1 to 5; null: not rated.")
 
     class Meta:
         model = Conversation

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import NotFound
+from config.errors import DomainError, NotFound
 from governance.api.views import GovernedViewSet, request_user, validated
 from personas import services
 from personas.api import serializers as s
@@ -50,7 +50,10 @@ class ConversationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         """Start a conversation with the persona version released under ``label``; the answer holds the greeting."""
         data = validated(s.ConversationStartSerializer, request)
-        conversation = services.conversation_start(client=request_user(request), **data)
+        try:
+            conversation = services.conversation_start(client=request_user(request), **data)
+        except NotFound as error:  # the persona is named in the body: an unknown one is a field error
+            raise DomainError(error.message, fields={"persona": [error.message]}) from None
         response = self._full(conversation)
         response.status_code = status.HTTP_201_CREATED
         return response

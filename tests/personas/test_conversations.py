@@ -281,10 +281,11 @@ def test_the_label_defaults_to_production(as_client: APIClient, helper: Version)
     assert start(as_client)["label"] == "production"
 
 
-def test_an_unknown_persona_is_not_found(as_client: APIClient, helper: Version) -> None:
+def test_an_unknown_persona_is_a_field_error(as_client: APIClient, helper: Version) -> None:
+    """Named in the body, not in the path: a 400 naming the field, as every unknown reference in a body is."""
     before = AuditEvent.objects.count()
     response = as_client.post("/api/conversations/", {"persona": "nobody"}, format="json")
-    assert error(response, 404)["code"] == "not_found"
+    assert error(response, 400)["fields"] == {"persona": ["There is no persona 'nobody'."]}
     assert not Conversation.objects.exists()
     assert AuditEvent.objects.count() == before
 
