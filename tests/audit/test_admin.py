@@ -1,5 +1,8 @@
 """The audit trail in the console: read-only list and detail, filters, and the verify page."""
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -7,7 +10,7 @@ from django.urls import reverse
 
 from audit.context import Actor
 from audit.models import AuditEvent
-from audit.services import Target, audit_record
+from audit.services import Target, audit_checkpoint_write, audit_record
 from tests.support import tamper
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +86,20 @@ def test_verify_now_page(client: Client, auditor: User, event: AuditEvent) -> No
     check = AuditEvent.objects.order_by("-sequence").first()
     assert check is not None
     assert (check.action, check.actor_label) == ("audit.chain.broken", auditor.username)
+
+
+def test_verify_now_compares_the_external_checkpoints(
+    client: Client, auditor: User, event: AuditEvent, checkpoint_file: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        audit_checkpoint_write(actor=Actor.system("tests"))
+    client.force_login(auditor)
+    response = client.get(reverse("admin:audit_auditevent_verify"))
+    assert b"Intact." in response.content
+    assert b"1 outside it verified" in response.content
+    assert f"from {checkpoint_file}: 1 read".encode() in response.content
+    tamper("DELETE FROM audit_auditevent")
+    tamper("DELETE FROM audit_auditcheckpoint")
+    response = client.get(reverse("admin:audit_auditevent_verify"))
+    assert b"first broken sequence number is 1." in response.content
+    assert b"were truncated" in response.content

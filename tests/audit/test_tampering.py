@@ -127,8 +127,9 @@ def test_a_truncated_tail_is_found_against_a_checkpoint(trail: list[AuditEvent])
 def test_a_truncated_tail_without_a_later_checkpoint_goes_unseen_so_checkpoints_matter(
     trail: list[AuditEvent],
 ) -> None:
-    """Without a checkpoint past the cut, a clean truncation looks like a shorter trail: checkpoints are
-    what reveal it (the test above). This pins that the detection comes from them."""
+    """Without a checkpoint past the cut, a clean truncation inside the window (fewer than
+    AUDIT_CHECKPOINT_EVERY_EVENTS events, younger than the interval) looks like a shorter trail: checkpoints
+    are what reveal it (the test above), and the window bounds what they leave uncovered."""
     tamper("DELETE FROM audit_auditevent WHERE sequence >= %s", [trail[7].sequence])
     assert not AuditCheckpoint.objects.filter(sequence__gte=trail[7].sequence).exists()
     assert audit_chain_verify(actor=SYSTEM).ok
