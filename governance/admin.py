@@ -199,11 +199,11 @@ class GovernedObjectAdmin(admin.ModelAdmin):
                 reverse("admin:governance_version_change", args=[v.pk]),
                 v.number,
                 v.get_status_display(),
-                v.author.username,
+                v.author_label,
                 v.created_at.strftime("%Y-%m-%d %H:%M"),
                 v.note,
             )
-            for v in obj.versions.select_related("author").order_by("-number")
+            for v in obj.versions.order_by("-number")
         ]
         if not rows:
             return "No versions yet."
@@ -340,13 +340,14 @@ class ReadOnly(admin.ModelAdmin):
 @admin.register(Version)
 class VersionAdmin(ReadOnly):
     change_form_template = "admin/governance/version_change_form.html"
-    list_display = ("__str__", "status", "author", "created_at", "decided_at")
+    list_display = ("__str__", "status", "author_label", "created_at", "decided_at")
     list_filter = ("status", "object__kind")
-    list_select_related = ("object", "author")
+    list_select_related = ("object",)
     search_fields = ("object__slug", "note")
-    readonly_fields = ("object", "number", "name", "status", "author", "note", "checksum", "created_at",
-                       "decided_at", "checks_table", "spec_pretty", "diff_table", "review_link")  # fmt: skip
-    exclude = ("spec", "checks")
+    readonly_fields = ("object", "number", "name", "status", "author_label", "note", "checksum", "created_at",
+                       "decided_at", "checks_table", "pins_table", "spec_pretty", "diff_table",
+                       "review_link")  # fmt: skip
+    exclude = ("spec", "checks", "author", "pins")
 
     @admin.display(description="spec")
     def spec_pretty(self, version: Version) -> str:
@@ -355,6 +356,16 @@ class VersionAdmin(ReadOnly):
     @admin.display(description="checks")
     def checks_table(self, version: Version) -> str:
         return render_checks(version.checks)
+
+    @admin.display(description="approved with")
+    def pins_table(self, version: Version) -> str:
+        """The versions of other objects this one pins (an agent version's tools), each linked."""
+        if not version.pins:
+            return "—"
+        pinned = Version.objects.filter(pk__in=[pin["id"] for pin in version.pins]).select_related("object")
+        url = "admin:governance_version_change"
+        rows = [(reverse(url, args=[v.pk]), str(v)) for v in pinned.order_by("object__slug")]
+        return format_html_join("", '<p><a href="{}">{}</a></p>', rows)
 
     @admin.display(description="changes since the previous version")
     def diff_table(self, version: Version) -> str:

@@ -24,7 +24,7 @@ class Risk(models.TextChoices):
 
 class GovernedObject(models.Model):
     kind = models.CharField(max_length=40)
-    slug = models.SlugField(max_length=80)
+    slug = models.SlugField(max_length=100)  # a tool's is its name, dots and all (``inventory.check_stock``)
     name = models.CharField(max_length=200)
     draft = models.JSONField(default=dict, blank=True)
     draft_updated_at = models.DateTimeField(default=timezone.now)
@@ -62,12 +62,20 @@ class Version(models.Model):
     name = models.CharField(max_length=200)
     spec = models.JSONField()
     checksum = models.CharField(max_length=64)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Who submitted it; empty for a submission by the system (a sync writing what code declares): then any
+    # Approver may decide it. ``author_label`` names the submitter either way, readable after deletions.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    author_label = models.CharField(max_length=200, blank=True)
     # Whoever wrote any part of it that no approved version had: its submitter and every editor of its draft.
     authors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     note = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=VersionStatus.choices, default=VersionStatus.PENDING)
     checks = models.JSONField(default=list, blank=True)
+    # The versions of other governed objects this one is approved with (an agent version's tools), fixed on submit:
+    # ``[{"kind", "slug", "version", "id", "checksum"}]``. Reviewed with it: the review digest covers them.
+    pins = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
 

@@ -18,6 +18,9 @@ from governance.models import Risk
 Validator = Callable[[dict[str, Any]], dict[str, list[str]]]
 # Names a place in a spec for people (``flow 'order', step 'ask_email'``); "" where the path says enough.
 Locator = Callable[[Any, list[Any]], str]
+# The versions of other governed objects a spec is approved with, resolved under the label it is submitted for:
+# ``(pins, field errors)``, each pin ``{"kind", "slug", "version", "id", "checksum"}`` (an agent pins its tools).
+Pinner = Callable[[dict[str, Any], str], tuple[list[dict[str, Any]], dict[str, list[str]]]]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class GovernedKind:
     checks: tuple[Check, ...] = ()  # run on submit; a failing one blocks approval
     review_risk: str = Risk.MEDIUM
     locate: Locator | None = None
+    pins: Pinner | None = None
     _validator: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -193,16 +193,73 @@ def draft_update(
 
 
 @transaction.atomic
+def draft_write_by_system(*, actor: Actor, kind: str, slug: str, name: str, draft: dict[str, Any]) -> GovernedObject:
+    """Create ``slug`` with ``draft``, or replace its draft, on behalf of the system (``tools_sync`` writing what
+    code declares). The system is nobody's co-author: it joins no draft's authors. Audited as for people."""
+    if actor.type != "system":
+        raise NotAllowed("Only the system writes drafts on its own behalf.")
+    get_kind(kind)
+    obj = GovernedObject.objects.select_for_update().filter(kind=kind, slug=slug).first()
+    if obj is None:
+        obj = GovernedObject.objects.create(kind=kind, slug=slug, name=name, draft=draft)
+        audit_record(actor=actor, action=f"governance.{kind}.created", target=obj, details={"name": name})
+    elif obj.draft != draft:
+        obj.draft, obj.draft_updated_at, obj.draft_updated_by = draft, timezone.now(), None
+        obj.save(update_fields=["draft", "draft_updated_at", "draft_updated_by"])
+        audit_record(
+            actor=actor,
+            action=f"governance.{kind}.draft_updated",
+            target=obj,
+            details={"changed": ["draft"], "draft_checksum": spec_checksum(draft)},
+        )
+    return obj
+
+
+@transaction.atomic
 def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: str = "production") -> Version:
     """Freeze the draft as the next version and put it in the review queue.
 
     The spec must satisfy the kind's schema and validators (400 with field errors otherwise). The kind's
     checks run now: one with errors refuses the submit (400, ``checks_failed``, naming each error); their results
     travel with the version.
-    ``label`` is where the version is meant to go: reviewers see the diff against what runs there.
+    ``label`` is where the version is meant to go: reviewers see the diff against what runs there, and a kind
+    that pins other objects' versions (an agent its tools) pins those released under it.
     """
     governed = get_kind(obj.kind)
     _require(actor, "governance.submit_version", f"submit a {governed.title} for review")
+    return _submit(obj=obj, note=note, label=label, author=actor, actor=audit_actor(actor))
+
+
+@transaction.atomic
+def version_submit_by_system(
+    *, actor: Actor, obj: GovernedObject, note: str = "", label: str = "production"
+) -> Version:
+    """Submit the draft for review on behalf of the system (``tools_sync`` writing what code declares).
+
+    The version has no author, only ``author_label`` naming the system actor, so any Approver may decide it;
+    everything else is as ``version_submit``."""
+    if actor.type != "system":
+        raise NotAllowed("Only the system submits on its own behalf.")
+    return _submit(obj=obj, note=note, label=label, author=None, actor=actor)
+
+
+def _pins(obj: GovernedObject, label: str) -> list[dict[str, Any]]:
+    """The versions of other objects the draft is to be approved with, resolved under ``label``."""
+    governed = get_kind(obj.kind)
+    if governed.pins is None:
+        return []
+    pins, errors = governed.pins(obj.draft, label)
+    if errors:
+        raise DomainError(
+            f"The draft of {governed.title} {obj.slug!r} cannot be pinned under {label!r}.",
+            code="invalid_spec",
+            fields={f"draft.{path}" if path else "draft": messages for path, messages in errors.items()},
+        )
+    return pins
+
+
+def _submit(*, obj: GovernedObject, note: str, label: str, author: User | None, actor: Actor) -> Version:
+    governed = get_kind(obj.kind)
     target_label = _label(label)
     obj = GovernedObject.objects.select_for_update().get(pk=obj.pk)
     errors = governed.validate(obj.draft)
@@ -212,9 +269,11 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
             code="invalid_spec",
             fields={f"draft.{path}" if path else "draft": messages for path, messages in errors.items()},
         )
+    pins = _pins(obj, target_label.name)
     checksum = spec_checksum(obj.draft)
     latest = obj.versions.order_by("-number").first()
-    if latest and latest.checksum == checksum and latest.status in {VersionStatus.PENDING, VersionStatus.APPROVED}:
+    unchanged = latest is not None and latest.checksum == checksum and latest.pins == pins
+    if latest and unchanged and latest.status in {VersionStatus.PENDING, VersionStatus.APPROVED}:
         raise Conflict(f"Nothing changed since version {latest.number} ({latest.get_status_display()}).")
     results = [check(obj.draft).as_dict() for check in governed.checks]
     _refuse_failing_checks(governed.title, obj.slug, results)
@@ -224,11 +283,13 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         name=obj.name,
         spec=obj.draft,
         checksum=checksum,
-        author=actor,
+        author=author,
+        author_label=actor.label,
         note=note,
         checks=results,
+        pins=pins,
     )
-    version.authors.set([*obj.draft_authors.all(), actor])
+    version.authors.set([*obj.draft_authors.all(), *([author] if author else [])])
     payload = {
         "kind": obj.kind,
         "slug": obj.slug,
@@ -236,6 +297,7 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         "checksum": checksum,
         "label": target_label.name,
         "checks": results,
+        **({"pins": pins} if pins else {}),
     }
     review_item_open(
         kind=ReviewKind.CONFIGURATION,
@@ -245,17 +307,18 @@ def version_submit(*, actor: User, obj: GovernedObject, note: str = "", label: s
         reason=f"Four-eyes review of a new {governed.title} version" + (f": {note}" if note else ""),
         raised_by="governed configuration",
         risk=governed.review_risk,
-        requested_by=actor,
+        requested_by=author,
+        requested_by_label=actor.label,
         approvals_required=governed.approvals_required,
         payload=payload,
         due_in=dt.timedelta(hours=settings.GOVERNANCE_REVIEW_HOURS),
     )
     audit_record(
-        actor=audit_actor(actor),
+        actor=actor,
         action=f"governance.{obj.kind}.version_submitted",
         target=version,
         details={"version": version.number, "checksum": checksum, "label": target_label.name, "note": note,
-                 "checks_passed": version.checks_passed},
+                 "checks_passed": version.checks_passed, **({"pins": pins} if pins else {})},
     )  # fmt: skip
     return version
 
@@ -288,6 +351,7 @@ def review_item_open(
     due_in: dt.timedelta,
     version: Version | None = None,
     approvals_required: int = 1,
+    requested_by_label: str = "",
 ) -> ReviewItem:
     """Put something a person must decide in the review queue. Call it inside the caller's transaction, which
     records its own audit event for what raised the item."""
@@ -301,7 +365,7 @@ def review_item_open(
         raised_by=raised_by[:200],
         risk=risk,
         requested_by=requested_by,
-        requested_by_label=requested_by.get_username() if requested_by else "",
+        requested_by_label=requested_by.get_username() if requested_by else requested_by_label,
         approvals_required=approvals_required,
         payload=payload,
         due_at=timezone.now() + due_in,

@@ -86,7 +86,7 @@ class ReviewSummarySerializer(ShownDigestMixin, serializers.ModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username")
+    author = serializers.CharField(source="author_label")
     review = serializers.SerializerMethodField()
 
     class Meta:
@@ -117,7 +117,8 @@ class ObjectRollbackSerializer(serializers.Serializer):
 
 class MoveInputSerializer(serializers.Serializer):
     kind = serializers.CharField(max_length=40)
-    slug = serializers.SlugField(max_length=80)
+    # A slug, or a tool's name (its slug): dots allowed.
+    slug = serializers.RegexField(r"^[-a-zA-Z0-9_.]+$", max_length=100)
     label = serializers.SlugField()  # type: ignore[assignment]
     version = serializers.IntegerField(min_value=1)
 
