@@ -48,26 +48,37 @@ class _Appended:
     checkpoint_at: dt.datetime
 
 
-def _newest_checkpoint(now: dt.datetime) -> tuple[int, dt.datetime]:
-    newest = AuditCheckpoint.objects.order_by("-sequence").values_list("sequence", "created_at").first()
-    if newest is not None:
-        return newest
-    first = AuditEvent.objects.order_by("sequence").values_list("created_at", flat=True).first()
-    return 0, first or now
+# The chain's end, the newest checkpoint and (for a trail without one) the first event's time, in one statement.
+_SQLITE_CHAIN_END = """
+    SELECT (SELECT sequence FROM audit_auditevent ORDER BY sequence DESC LIMIT 1),
+           (SELECT hash FROM audit_auditevent ORDER BY sequence DESC LIMIT 1),
+           (SELECT sequence FROM audit_auditcheckpoint ORDER BY sequence DESC LIMIT 1),
+           (SELECT created_at FROM audit_auditcheckpoint ORDER BY sequence DESC LIMIT 1),
+           (SELECT created_at FROM audit_auditevent ORDER BY sequence LIMIT 1)"""
+
+
+def _sqlite_time(value: str | dt.datetime | None, default: dt.datetime) -> dt.datetime:
+    """SQLite keeps naive UTC text (read back as text or as a naive datetime, as the column is typed)."""
+    if value is None:
+        return default
+    naive = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return naive.replace(tzinfo=dt.UTC)
 
 
 def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> _Appended:
     """SQLite: every transaction begins ``IMMEDIATE`` (settings), holding the database's single write
     lock, so reading the chain's end and appending cannot interleave with another writer."""
-    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-    last_sequence, last_hash = last or (0, integrity.GENESIS_HASH)
-    values["sequence"] = last_sequence + 1
-    values["created_at"] = timezone.now()
-    values["prev_hash"] = last_hash
+    with connection.cursor() as cursor:
+        cursor.execute(_SQLITE_CHAIN_END)
+        last_sequence, last_hash, checkpoint_sequence, checkpoint_at, first_at = cursor.fetchone()
+    values["sequence"] = (last_sequence or 0) + 1
+    values["created_at"] = now = timezone.now()
+    values["prev_hash"] = last_hash or integrity.GENESIS_HASH
     values["hash"] = integrity.event_hash(values)
-    checkpoint_sequence, checkpoint_at = _newest_checkpoint(values["created_at"])
     event = AuditEvent.objects.create(details=details, **values)
-    return _Appended(event, checkpoint_sequence, checkpoint_at)
+    if checkpoint_sequence is None:
+        return _Appended(event, 0, _sqlite_time(first_at, now))
+    return _Appended(event, checkpoint_sequence, _sqlite_time(checkpoint_at, now))
 
 
 def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> _Appended:
