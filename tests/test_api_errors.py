@@ -200,6 +200,11 @@ def test_a_number_is_not_a_string(api_as: Any, admin: User) -> None:
     assert error_of(release, 400)["fields"]["moves"] == [{"slug": ["Must be a string, not a number."]}]
 
 
+def test_a_forms_values_are_strings_not_type_errors(api_as: Any, admin: User) -> None:
+    closed = api_as(admin).post(f"/api/conversations/{uuid.uuid4()}/close/", {"rating": "5"})  # multipart
+    assert error_of(closed, 404)["code"] == "not_found"  # past validation: there is no such conversation
+
+
 def test_a_boolean_filter_is_true_or_false(api_as: Any, viewer: User) -> None:
     assert error_of(api_as(viewer).get("/api/reviews/?overdue=maybe"), 400)["fields"] == {
         "overdue": ["Use true or false."]

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -61,9 +62,11 @@ def request_user(request: Request) -> User:
 
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """The body, validated by ``serializer_class``; values of the wrong JSON type are errors, not coerced."""
+    """The body, validated by ``serializer_class``; in a JSON body, values of the wrong type are errors, not coerced
+    (a form's values are all strings)."""
     serializer = serializer_class(data=request.data)
-    if isinstance(request.data, dict) and (errors := json_type_errors(serializer, request.data)):
+    is_json = isinstance(request.data, dict) and not isinstance(request.data, QueryDict)
+    if is_json and (errors := json_type_errors(serializer, request.data)):
         raise serializers.ValidationError(errors)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
