@@ -252,3 +252,17 @@ def test_the_api_compares_the_external_sink_too(
     assert body["external_checkpoints_read"] == 1
     failed = [check["check"] for check in body["checks"] if not check["ok"]]
     assert failed == ["external checkpoints"]
+
+
+def test_deleting_the_checkpoints_leaves_the_events_after_them_uncovered(trail: list[AuditEvent], settings) -> None:
+    """With no sink to read back, the window still holds: N events or more after the newest checkpoint left
+    in the database (here none) are reported from the first of them."""
+    settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 5
+    for i in range(6):
+        audit_record(actor=SYSTEM, action="test.thing.happened", details={"more": i})
+    assert audit_chain_verify(actor=SYSTEM).ok
+    tamper("DELETE FROM audit_auditcheckpoint")
+    result = audit_chain_verify(actor=SYSTEM)
+    assert result.first_broken_sequence == 1
+    assert "events after the newest checkpoint are not covered" in result.problems[0]
+    assert "newest checkpoint covers head" in result.failed
