@@ -277,7 +277,9 @@ def _external(path: Path | None) -> verification.External | None:
     if path is None:
         return None
     found = sinks.read_checkpoints(path)
-    return verification.External(path=str(path), records=found.records, problems=found.problems)
+    return verification.External(
+        path=str(path), records=found.records, problems=found.problems, missing=not found.exists
+    )
 
 
 def checkpoint_window() -> verification.Window:

@@ -101,6 +101,7 @@ class External:
     path: str
     records: Sequence[CheckpointRecord]
     problems: Sequence[str] = ()
+    missing: bool = False  # no such file: nothing was ever written there, or it was taken away
 
 
 class _Verifier:
@@ -307,6 +308,7 @@ def _describe(verifier: _Verifier, external: External | None) -> None:
         Check.DATABASE_CHECKPOINTS: f"{result.checkpoints_checked} signed checkpoints",
         Check.EXTERNAL_CHECKPOINTS: (
             f"from {external.path}: {result.external_checkpoints_read} read"
+            + (" (no such file)" if external.missing else "")
             if external
             else "no file sink configured: not compared"
         ),
