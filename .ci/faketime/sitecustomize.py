@@ -14,10 +14,12 @@ import os
 if os.environ.get("FAKETIME") and os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC") == "1":
     import threading
     import time
+    from typing import SupportsIndex
 
-    def _sleep(seconds: float) -> None:
-        if seconds < 0:
+    def _sleep(seconds: float | SupportsIndex) -> None:
+        duration = float(seconds)
+        if duration < 0:
             raise ValueError("sleep length must be non-negative")
-        threading.Event().wait(seconds)
+        threading.Event().wait(duration)
 
     time.sleep = _sleep

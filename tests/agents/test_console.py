@@ -203,6 +203,7 @@ def test_a_run_page_links_its_conversation_and_its_audit_trail(client: Client, p
     assert f'<a id="run-trail" href="{trail}">Its audit trail</a>' in page
     listed = client.get(trail)
     assert listed.status_code == 200
+    assert listed.context_data is not None
     events = list(listed.context_data["cl"].queryset)
     assert events
     assert {event.correlation_id for event in events} == {parked.correlation_id}
