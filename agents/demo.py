@@ -8,9 +8,17 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from agents import tools
 from agents.models import DemoAlert, DemoHedge, DemoOrder, DemoReplenishment, DemoStock
+from agents.services import tools_sync
+from agents.tool_versions import TOOL_KIND
 from agents.tools import Compensation, tool
-from governance.demo import released
+from audit.context import Actor
+from governance import services
+from governance.demo import latest_released, released
+from governance.models import GovernedObject
+
+AGENT_KIND = "agent"
 
 
 @tool("orders.lookup", "Where an order is: its status, carrier and expected delivery date.")
@@ -160,8 +168,30 @@ RISK_MONITOR: dict[str, Any] = {
 }  # fmt: skip
 
 
+def tools_release(approvers: list[User]) -> None:
+    """The demo's tools (this module's) synced, and their definitions as synced from code approved and released
+    under ``staging`` and ``production`` (what is released there already stays), so that the demo agents can pin
+    them. After a migrate the sync has nothing left to do."""
+    tools_sync(actor=Actor.system("tools_sync"))
+    names = [name for name, spec in tools.registered().items() if spec.function.__module__ == __name__]
+    objects = GovernedObject.objects.filter(kind=TOOL_KIND, slug__in=names).order_by("slug")
+    latest_released(approvers, list(objects), note="Demo: the demo tools as synced from code")
+
+
+def _pinned_released(editor: User, approvers: list[User], slug: str, name: str, spec: dict[str, Any]) -> None:
+    """Release the demo agent ``slug``; one released before its tools were versioned (it pins none) is submitted
+    again, to pin them, and released."""
+    released(editor, approvers, AGENT_KIND, slug, name, spec)
+    obj = GovernedObject.objects.get(kind=AGENT_KIND, slug=slug)
+    current = obj.pointers.filter(label__name="production").select_related("version").first()
+    if current is not None and not current.version.pins and spec.get("grants"):
+        services.version_submit(actor=editor, obj=obj, note="Demo: pin the tool versions")
+        latest_released(approvers, [obj], note=f"Demo: {name} with its tool versions pinned")
+
+
 def load(*, editor: User, approvers: list[User]) -> None:
-    """The demo stock, and the two demo agents drafted, approved and released (unless they are already)."""
+    """The demo stock, the demo tools' definitions released, and the demo agents drafted, approved and released
+    (unless they are already)."""
     for sku, on_hand, reorder_point in (("SKU-123", 4, 20), ("SKU-456", 250, 50)):
         DemoStock.objects.get_or_create(sku=sku, defaults={"on_hand": on_hand, "reorder_point": reorder_point})
     today = timezone.localdate()
@@ -171,6 +201,7 @@ def load(*, editor: User, approvers: list[User]) -> None:
         DemoOrder.objects.get_or_create(
             number=number, defaults={"status": status, "carrier": carrier, "eta": today + dt.timedelta(days=days)}
         )
-    released(editor, approvers, "agent", "order-agent", "Order agent", ORDER_AGENT)
-    released(editor, approvers, "agent", "inventory-agent", "Inventory agent", INVENTORY_AGENT)
-    released(editor, approvers, "agent", "risk-monitor", "Risk monitor", RISK_MONITOR)
+    tools_release(approvers)
+    _pinned_released(editor, approvers, "order-agent", "Order agent", ORDER_AGENT)
+    _pinned_released(editor, approvers, "inventory-agent", "Inventory agent", INVENTORY_AGENT)
+    _pinned_released(editor, approvers, "risk-monitor", "Risk monitor", RISK_MONITOR)

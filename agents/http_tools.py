@@ -22,7 +22,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -30,6 +30,9 @@ from django.conf import settings
 
 from agents.models import Tool
 from agents.tools import ToolFailure
+
+if TYPE_CHECKING:
+    from agents.tool_versions import ToolDefinition
 
 _ENV = re.compile(r"\{\{\s*env\.([A-Z_][A-Z0-9_]*)\s*\}\}")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -74,10 +77,11 @@ def encrypt_headers(headers: dict[str, str]) -> str:
 
 
 def secret_header_names(tool: Tool) -> list[str]:
-    return sorted(_decrypt(tool))
+    return sorted(stored_secrets(tool))
 
 
-def _decrypt(tool: Tool) -> dict[str, str]:
+def stored_secrets(tool: Tool) -> dict[str, str]:
+    """The tool's secret headers, decrypted; ``ToolFailure`` when they cannot be (another key)."""
     if not tool.secret_headers:
         return {}
     try:
@@ -171,8 +175,9 @@ def request(
     return Response(status=response.status, reason=response.reason, body=content[:max_response])
 
 
-def call(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
-    """Make the tool's request with ``arguments``; the JSON answer (or ``{"status", "text"}``), else ToolFailure."""
+def call(tool: "ToolDefinition", secrets: dict[str, str], arguments: dict[str, Any], timeout: float) -> Any:
+    """Make the request a tool's definition describes with ``arguments`` and the ``secrets`` headers; the JSON
+    answer (or ``{"status", "text"}``), else ToolFailure."""
     remaining = dict(arguments)
     try:
         url = _PLACEHOLDER.sub(lambda m: quote(str(remaining.pop(m.group(1))), safe=""), tool.url_template)
@@ -181,27 +186,27 @@ def call(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolFailure(f"not an http(s) URL: {url}")
-    if not host_allowed(parts.hostname, tool.allowed_hosts):
+    if not host_allowed(parts.hostname, list(tool.allowed_hosts)):
         raise ToolFailure(f"the host {parts.hostname} is not among the tool's allowed hosts")
     headers = {"Accept": "application/json", "User-Agent": "steward-http-tool"}
     for name, value in (tool.headers or {}).items():
         headers[name] = _ENV.sub(lambda m: _environment(m.group(1)), str(value))
-    headers.update(_decrypt(tool))
+    headers.update(secrets)
     query = parts.query
     body = None
-    if tool.http_method in ("POST", "PUT", "PATCH"):
+    if tool.method in ("POST", "PUT", "PATCH"):
         body = json.dumps(remaining).encode()
         headers["Content-Type"] = "application/json"
     elif remaining:
         query = "&".join(filter(None, [query, urlencode({k: _text(v) for k, v in remaining.items()})]))
     try:
         response = request(
-            tool.http_method or "GET",
+            tool.method or "GET",
             urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")),
             headers,
             body,
             timeout,
-            allowed_hosts=tool.allowed_hosts,
+            allowed_hosts=list(tool.allowed_hosts),
             allow_private=tool.allow_private,
         )
     except RequestFailed as error:

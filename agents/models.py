@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from governance.models import GovernedObject, KindManager, ReviewItem, Risk, Version
+from governance.models import GovernedObject, KindManager, ReviewItem, Version
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -29,27 +29,14 @@ class SideEffect(models.TextChoices):
 
 
 class Tool(models.Model):
-    """A capability an agent may be granted. Python tools are synced from code; HTTP tools are configured here."""
+    """A capability an agent may be granted: the identity grants and steps refer to. Its definition (schema, risk,
+    side effect, request...) is governed configuration of kind ``tool`` (``agents.tool_versions``), never stored
+    here; an HTTP tool's secret header values are, encrypted, since no version may show them."""
 
     name = models.CharField(max_length=100, unique=True)
-    description = models.TextField()
     kind = models.CharField(max_length=10, choices=ToolKind.choices, default=ToolKind.PYTHON)
-    parameters = models.JSONField(default=dict, help_text="JSON Schema of the arguments.")
-    side_effect = models.CharField(max_length=5, choices=SideEffect.choices, default=SideEffect.READ)
-    risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.LOW)
-    idempotent = models.BooleanField(default=True)
-    timeout_seconds = models.FloatField(default=10.0)
-    compensation = models.JSONField(null=True, blank=True, help_text='{"tool": name, "arguments": {name: CEL}}')
     available = models.BooleanField(default=True, help_text="False when its code is gone (kept for the history).")
-    # HTTP tools: the request to make. {name} in the URL is replaced by the argument of that name; the other
-    # arguments are the JSON body (POST, PUT, PATCH) or the query string (GET, DELETE).
-    http_method = models.CharField(max_length=6, blank=True, choices=[(m, m) for m in HTTP_METHODS])
-    url_template = models.CharField(max_length=1000, blank=True)
-    headers = models.JSONField(default=dict, blank=True, help_text='Plain headers; "{{env.NAME}}" reads NAME from '
-                               "the server's environment when the call is made.")  # fmt: skip
     secret_headers = models.TextField(blank=True, help_text="Encrypted; never shown again.")
-    allowed_hosts = models.JSONField(default=list, blank=True, help_text='Hosts the URL may name ("*.example.com").')
-    allow_private = models.BooleanField(default=False, help_text="Allow private and loopback addresses.")
     synced_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 

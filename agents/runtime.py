@@ -43,7 +43,7 @@ from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from agents import http_tools, outcomes, providers, replies, tools
+from agents import http_tools, outcomes, providers, replies, tool_versions, tools
 from agents.models import Run, RunStatus, SideEffect, Step, StepKind, StepStatus, Tool, ToolKind
 from agents.signals import run_finished
 from agents.spec import parse_expiry
@@ -316,6 +316,12 @@ def roll_back(run: Run) -> None:
     run.save(update_fields=["status", "updated_at", "outcome", "outcome_reason"])
 
 
+def _side_effect(run: Run, tool: str) -> str:
+    """The side effect of ``tool`` in the version the run's agent version pins ("" when it pins none)."""
+    pinned = tool_versions.pinned(run.version_id).get(tool)
+    return pinned.side_effect if pinned else ""
+
+
 def _outcome_facts(run: Run) -> list[outcomes.StepFacts]:
     """What the outcome rules read of the run's tool calls, approvals and guardrails (the steps the runtime holds,
     else read), with which of the items they waited for expired."""
@@ -329,7 +335,7 @@ def _outcome_facts(run: Run) -> list[outcomes.StepFacts]:
     return [
         outcomes.facts_of(
             step,
-            write=step.tool is not None and step.tool.side_effect == SideEffect.WRITE,
+            write=step.tool is not None and _side_effect(run, step.tool.name) == SideEffect.WRITE,
             expired=step.review_id in expired,
         )
         for step in steps
@@ -388,6 +394,8 @@ class Context:
     spec: dict[str, Any]
     policies: list[policies.PolicyRef]
     extensions: dict[str, Any] = field(default_factory=dict)  # what people added to the budgets (overrun reviews)
+    # The tool versions the agent version pins, by name: their definitions decide every call (``tool_versions``).
+    tools: dict[str, tool_versions.ToolDefinition] = field(default_factory=dict)
 
     @property
     def grants(self) -> dict[str, dict[str, Any]]:
@@ -419,7 +427,8 @@ def context(run: Run) -> Context:
         policies.PolicyRef(slug=slug, version=number, spec=policy)
         for slug, number, policy in selectors.frozen_versions([p["id"] for p in run.policy_versions])
     ]
-    return Context(spec=_spec(run), policies=refs, extensions=run.budget_extensions)
+    tools = tool_versions.pinned(run.version_id)
+    return Context(spec=_spec(run), policies=refs, extensions=run.budget_extensions, tools=tools)
 
 
 def conversation(run: Run, ctx: Context) -> list[dict[str, Any]]:
@@ -496,15 +505,16 @@ def _recall(run: Run, ctx: Context) -> None:
 
 
 def _tool_schemas(run: Run, ctx: Context) -> list[dict[str, Any]]:
-    """The granted tools that are available, as the model is shown them: read once per ``advance()`` (a tool made
-    unavailable since is still refused when called, see ``_check_tool_call``)."""
+    """The granted tools that are available, as the model is shown them by the versions the agent version pins: read
+    once per ``advance()`` (a tool made unavailable since is still refused when called, see ``_check_tool_call``)."""
     memory = _memory(run)
     if memory is not None and memory.schemas is not None:
         return memory.schemas
-    granted = Tool.objects.filter(name__in=list(ctx.grants), available=True).order_by("name")
+    available = Tool.objects.filter(name__in=list(ctx.grants), available=True).values_list("name", flat=True)
     schemas = [
-        {"name": name, "description": description, "parameters": parameters}
-        for name, description, parameters in granted.values_list("name", "description", "parameters")
+        {"name": name, "description": ctx.tools[name].description, "parameters": ctx.tools[name].parameters}
+        for name in sorted(available)
+        if name in ctx.tools
     ]
     if memory is not None:
         memory.schemas = schemas
@@ -649,7 +659,7 @@ def _decide(run: Run) -> Plan:
     steps = _steps(run)
     step = _pending(steps)
     if step is not None and step.status == StepStatus.EXECUTING:
-        return _recover(run, step)
+        return _recover(run, ctx, step)
     if step is not None:
         return _check_tool_call(run, ctx, step)
     if _no_model_call_yet(steps):
@@ -722,7 +732,7 @@ def _deny(run: Run, step: Step, reason: str, *, detail: dict[str, Any] | None = 
     return NEXT
 
 
-def _facts(run: Run, ctx: Context, tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+def _facts(run: Run, ctx: Context, tool: tool_versions.ToolDefinition, arguments: dict[str, Any]) -> dict[str, Any]:
     return {"args": arguments, "input": run.input, "tool": tool.name, "risk": tool.risk, "agent": run.agent.slug}
 
 
@@ -734,10 +744,13 @@ def _check_tool_call(run: Run, ctx: Context, step: Step) -> Plan:
     if step.arguments is None:
         return _deny(run, step, f"the arguments were not a JSON object: {step.detail.get('raw_arguments', '')[:500]}")
     grant = ctx.grants.get(name)
-    tool = Tool.objects.filter(name=name, available=True).first()
-    if grant is None or tool is None:
+    row = Tool.objects.filter(name=name, available=True).first()
+    if grant is None or row is None:
         return _deny(run, step, f"the agent has no grant for the tool {name!r}")
-    step.tool = tool  # saved with the step's next change: denied, parked or executing
+    step.tool = row  # saved with the step's next change: denied, parked or executing
+    tool = ctx.tools.get(name)  # the definition the agent version was approved with
+    if tool is None:
+        return _deny(run, step, f"the agent version pins no version of {name!r}: submit it again to pin one")
     expiry = parse_expiry(grant["expires_at"]) if "expires_at" in grant else None
     if expiry is not None and expiry <= timezone.now():
         return _deny(run, step, f"the grant for {name!r} expired at {expiry.isoformat()}")
@@ -757,7 +770,7 @@ def _check_tool_call(run: Run, ctx: Context, step: Step) -> Plan:
     if limit:
         since = timezone.now() - dt.timedelta(seconds=limit["per_seconds"])
         used = Step.objects.filter(
-            run__agent=run.agent, tool=tool, started_at__gte=since, kind=StepKind.TOOL_CALL,
+            run__agent=run.agent, tool=row, started_at__gte=since, kind=StepKind.TOOL_CALL,
             status__in=[StepStatus.EXECUTING, StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.COMPENSATED],
         ).exclude(pk=step.pk).count()  # fmt: skip
         if used >= limit["calls"]:
@@ -823,14 +836,20 @@ def _masked(value: Any, kinds: Sequence[str]) -> Any:
     return value
 
 
-def approval_payload(run: Run, step: Step, arguments: dict[str, Any]) -> dict[str, Any]:
-    """What an approver is shown and their decision is bound to: tool, arguments and the agent version."""
-    return {"run": str(run.pk), "agent": run.agent.slug, "version": run.version.number,
-            "version_checksum": run.version.checksum, "tool": step.detail.get("tool_name", ""),
-            "risk": step.tool.risk if step.tool else "", "arguments": arguments, "step": step.seq}  # fmt: skip
+def approval_payload(
+    run: Run, step: Step, tool: tool_versions.ToolDefinition, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """What an approver is shown and their decision is bound to: the tool as the agent version pins it (its version,
+    risk and, for an HTTP tool, the request), the arguments and the agent version."""
+    payload = {"run": str(run.pk), "agent": run.agent.slug, "version": run.version.number,
+               "version_checksum": run.version.checksum, "tool": step.detail.get("tool_name", ""),
+               "tool_version": tool.version, "risk": tool.risk, "arguments": arguments, "step": step.seq}  # fmt: skip
+    if tool.kind == ToolKind.HTTP:
+        payload["request"] = {"method": tool.method, "url_template": tool.url_template}
+    return payload
 
 
-def _park(run: Run, step: Step, tool: Tool, reason: str, *, kind: str = "approval") -> Plan:
+def _park(run: Run, step: Step, tool: tool_versions.ToolDefinition, reason: str, *, kind: str = "approval") -> Plan:
     item = review_item_open(
         kind=ReviewKind.TOOL_APPROVAL,
         subject=step,
@@ -839,7 +858,7 @@ def _park(run: Run, step: Step, tool: Tool, reason: str, *, kind: str = "approva
         raised_by=f"agent {run.agent.slug} v{run.version.number}",
         risk=tool.risk,
         requested_by=run.requested_by,
-        payload={**approval_payload(run, step, step.arguments or {}), "question": kind},
+        payload={**approval_payload(run, step, tool, step.arguments or {}), "question": kind},
         due_in=dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS),
         approvals_required=2 if tool.risk == Risk.CRITICAL else 1,
     )
@@ -872,7 +891,7 @@ def _start_execution(run: Run, ctx: Context, step: Step) -> Plan:
     return Plan("tool", step=step)
 
 
-def _recover(run: Run, step: Step) -> Plan:
+def _recover(run: Run, ctx: Context, step: Step) -> Plan:
     """A step left ``executing``: its worker died during the call. Retry an idempotent tool with the same key;
     send a non-idempotent one to a person, who decides whether to call it again."""
     assert step.tool is not None
@@ -882,12 +901,15 @@ def _recover(run: Run, step: Step) -> Plan:
         details = {"tool": step.tool.name, "idempotency_key": step.idempotency_key, "approved": True}
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step, details=details)
         return Plan("tool", step=step)
-    if step.tool.idempotent:
+    pinned = ctx.tools.get(step.tool.name)
+    if pinned is None:
+        return _deny(run, step, f"not called again: the agent version pins no version of {step.tool.name!r}")
+    if pinned.idempotent:
         audit_record(actor=run_actor(run), action="agent.tool.retried", target=step,
                      details={"tool": step.tool.name, "idempotency_key": step.idempotency_key})  # fmt: skip
         return Plan("tool", step=step)
     return _park(
-        run, step, step.tool,
+        run, step, pinned,
         f"A worker stopped while {step.tool.name} (not idempotent) was running: it may or may not have happened. "
         "Approve to call it again, reject to give up on it.",
         kind="interrupted",
@@ -1003,20 +1025,23 @@ def _answer(run: Run, ctx: Context, text: str) -> None:
     _finish(run, RunStatus.SUCCEEDED, result={"answer": text})
 
 
-def execute(tool: Tool, arguments: dict[str, Any], idempotency_key: str) -> Any:
-    """Run a tool; ``ToolFailure`` with the reason when it cannot be run or does not succeed."""
-    tools.validate_arguments(tool.parameters, arguments)
+def execute(tool: Tool, pinned: tool_versions.ToolDefinition, arguments: dict[str, Any], idempotency_key: str) -> Any:
+    """Run a tool as the version ``pinned`` defines it; ``ToolFailure`` with the reason when it cannot be run or does
+    not succeed."""
+    tools.validate_arguments(pinned.parameters, arguments)
+    if pinned.kind != tool.kind:
+        raise tools.ToolFailure(f"{tool.name} is no longer a {pinned.kind} tool, as its version {pinned.version} was")
+    timeout = pinned.timeout_seconds
     if tool.kind == ToolKind.HTTP:
-        return tools.call_with_timeout(
-            lambda: http_tools.call(tool, arguments, tool.timeout_seconds), {}, tool.timeout_seconds + 1
-        )
+        secrets = tool_versions.secret_headers(tool, pinned.secret_headers)
+        return tools.call_with_timeout(lambda: http_tools.call(pinned, secrets, arguments, timeout), {}, timeout + 1)
     spec = tools.registered().get(tool.name)
     if spec is None:
         raise tools.ToolFailure(f"the tool {tool.name!r} has no implementation in this installation")
     call_arguments = dict(arguments)
     if tools.IDEMPOTENCY_KEY in inspect.signature(spec.function).parameters:
         call_arguments[tools.IDEMPOTENCY_KEY] = idempotency_key
-    return tools.call_with_timeout(spec.function, call_arguments, tool.timeout_seconds)
+    return tools.call_with_timeout(spec.function, call_arguments, timeout)
 
 
 def _record_tool(run: Run, step: Step, result: Any, failure: str) -> Plan:
@@ -1049,9 +1074,11 @@ def advance(run_id: Any, owner: str) -> None:
                 step = next_plan.step
                 assert step is not None
                 assert step.tool is not None
+                assert memory.run is not None
+                pinned = tool_versions.pinned(memory.run.version_id)[step.tool.name]
                 try:
                     with heartbeat.during_call():
-                        result, failure = execute(step.tool, step.arguments or {}, step.idempotency_key), ""
+                        result, failure = execute(step.tool, pinned, step.arguments or {}, step.idempotency_key), ""
                 except tools.ToolFailure as error:
                     result, failure = None, str(error)
                 record = functools.partial(_record_tool, step=step, result=result, failure=failure)

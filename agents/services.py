@@ -1,7 +1,8 @@
 """Agents: every state change, each in one transaction with its audit event.
 
 Starting, cancelling and compensating runs, deciding tool approvals (approve, reject, or approve with edited
-arguments), and syncing the tools registered in code to the database. The runtime itself (``agents.runtime``)
+arguments), syncing the tools registered in code (their definitions submitted for review as versions of kind
+``tool``), and HTTP tools configured in the console (likewise). The runtime itself (``agents.runtime``)
 advances runs in Celery tasks; these services enqueue that work after their transaction commits.
 """
 
@@ -11,9 +12,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
-import jsonschema
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -21,16 +20,27 @@ from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
 
-from agents import http_tools, runtime, tools
+from agents import http_tools, runtime, tool_versions, tools
 from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind, StepStatus, Tool, ToolKind
 from agents.spec import input_errors
 from audit.context import Actor, audit_context
 from audit.services import audit_record
 from config.errors import Conflict, DomainError, NotAllowed, NotFound
 from governance import selectors
+from governance import services as governance_services
 from governance.guardrails import POLICY_KIND
-from governance.models import LabelPointer, ReviewItem, ReviewKind, ReviewStatus, Risk
+from governance.models import (
+    GovernedObject,
+    LabelPointer,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+    Risk,
+    Version,
+    VersionStatus,
+)
 from governance.policies import ConditionError, ConditionRuntimeError, compile_condition
+from governance.registry import get_kind
 from governance.services import audit_actor, label_resolve, review_decide, review_item_open, review_item_withdraw
 from governance.signals import review_item_decided, review_item_expired
 
@@ -49,34 +59,52 @@ def _enqueue(run: Run) -> None:
 
 @transaction.atomic
 def tools_sync(*, actor: Actor) -> dict[str, list[str]]:
-    """Write every tool registered in code to the ``Tool`` table; tools whose code is gone become unavailable."""
+    """Write every tool registered in code to the ``Tool`` table and its definition into the draft of its governed
+    object (kind ``tool``), as the system ``actor``. A definition that differs from the tool's latest version is
+    submitted for review: nothing an agent uses changes until a version is approved and released (and an agent
+    version pins it). Tools whose code is gone become unavailable; an HTTP tool's definition carried over from
+    before tools were versioned, never submitted, is submitted too. A definition the kind refuses is reported."""
     now = timezone.now()
     registered = tools.registered()
-    changes: dict[str, list[str]] = {"created": [], "updated": [], "retired": []}
+    changes: dict[str, list[str]] = {"created": [], "submitted": [], "retired": [], "refused": []}
     for name, spec in sorted(registered.items()):
-        values = {
-            "description": spec.description, "kind": ToolKind.PYTHON, "parameters": spec.parameters,
-            "side_effect": spec.side_effect, "risk": spec.risk, "idempotent": spec.idempotent,
-            "timeout_seconds": spec.timeout, "available": True,
-            "compensation": spec.compensation.as_dict() if spec.compensation else None,
-        }  # fmt: skip
-        tool = Tool.objects.filter(name=name).first()
-        if tool is None:
-            Tool.objects.create(name=name, synced_at=now, updated_at=now, **values)
+        tool, created = Tool.objects.get_or_create(
+            name=name, defaults={"kind": ToolKind.PYTHON, "synced_at": now, "updated_at": now}
+        )
+        if created:
             changes["created"].append(name)
-        elif any(getattr(tool, field) != value for field, value in values.items()):
-            for field, value in values.items():
-                setattr(tool, field, value)
-            tool.synced_at = tool.updated_at = now
-            tool.save()
-            changes["updated"].append(name)
+        elif not tool.available or tool.kind != ToolKind.PYTHON:
+            tool.kind, tool.available, tool.synced_at, tool.updated_at = ToolKind.PYTHON, True, now, now
+            tool.save(update_fields=["kind", "available", "synced_at", "updated_at"])
+        _propose(actor, name, tool_versions.code_spec(spec), changes)
     for tool in Tool.objects.filter(kind=ToolKind.PYTHON, available=True).exclude(name__in=list(registered)):
         tool.available, tool.updated_at = False, now
         tool.save(update_fields=["available", "updated_at"])
         changes["retired"].append(tool.name)
+    carried = GovernedObject.objects.filter(kind=tool_versions.TOOL_KIND, versions__isnull=True).exclude(
+        slug__in=list(registered)
+    )
+    for obj in carried.filter(slug__in=Tool.objects.filter(kind=ToolKind.HTTP).values("name")):
+        _propose(actor, obj.slug, obj.draft, changes)
     if any(changes.values()):
         audit_record(actor=actor, action="agent.tools.synced", target=None, details=changes)
     return changes
+
+
+def _propose(actor: Actor, name: str, definition: dict[str, Any], changes: dict[str, list[str]]) -> None:
+    """Write ``definition`` into the tool's draft and submit it as the system unless the latest version has it."""
+    try:
+        with transaction.atomic():
+            obj = governance_services.draft_write_by_system(
+                actor=actor, kind=tool_versions.TOOL_KIND, slug=name, name=name, draft=definition
+            )
+            latest = obj.versions.order_by("-number").first()
+            if latest is None or latest.checksum != governance_services.spec_checksum(definition):
+                governance_services.version_submit_by_system(actor=actor, obj=obj, note="Synced from code.")
+                changes["submitted"].append(name)
+    except DomainError as error:
+        problems = "; ".join(f"{path}: {' '.join(messages)}" for path, messages in error.fields.items())
+        changes["refused"].append(f"{name}: {error.message} {problems}".strip())
 
 
 # --- runs ---------------------------------------------------------------------------------------------------------
@@ -232,12 +260,16 @@ def approval_decide(
         raise Conflict("What you reviewed is not what is pending: reload it and decide again.", code="stale_digest",
                        fields={"digest": ["Does not match the item's current digest."]})  # fmt: skip
     assert step.tool is not None
+    ctx = runtime.context(step.run)
+    pinned = ctx.tools.get(step.tool.name)
+    if pinned is None:
+        raise Conflict(f"The agent version pins no version of {step.tool.name}.", code="not_editable")
     try:
-        tools.validate_arguments(step.tool.parameters, arguments)
+        tools.validate_arguments(pinned.parameters, arguments)
     except tools.ToolFailure as failure:
         raise DomainError("The edited arguments are not valid.", fields={"arguments": [str(failure)]}) from None
-    grant = runtime.context(step.run).grants.get(step.tool.name, {})
-    facts = {"args": arguments, "input": step.run.input, "tool": step.tool.name, "risk": step.tool.risk,
+    grant = ctx.grants.get(step.tool.name, {})
+    facts = {"args": arguments, "input": step.run.input, "tool": step.tool.name, "risk": pinned.risk,
              "agent": step.run.agent.slug}  # fmt: skip
     for constraint in grant.get("constraints") or []:
         try:
@@ -388,10 +420,12 @@ def run_compensate(*, actor: User, run: Run, reason: str) -> Run:
 
 
 def _write_steps(run: Run) -> list[Step]:
-    """The run's writes still in effect, newest first; those a person is asked to undo by hand are left out."""
+    """The run's writes still in effect (by the tool versions its agent version pins), newest first; those a person
+    is asked to undo by hand are left out."""
     by_hand = Step.objects.filter(run=run, compensates__isnull=False, review__status=ReviewStatus.PENDING)
+    writes = {name for name, pinned in tool_versions.pinned(run.version_id).items() if pinned.side_effect == "write"}
     return list(
-        run.steps.filter(kind=StepKind.TOOL_CALL, status=StepStatus.SUCCEEDED, tool__side_effect="write",
+        run.steps.filter(kind=StepKind.TOOL_CALL, status=StepStatus.SUCCEEDED, tool__name__in=writes,
                          compensates__isnull=True)
         .exclude(pk__in=by_hand.values("compensates"))
         .select_related("tool").order_by("-seq")
@@ -426,9 +460,10 @@ def compensate(run_id: Any, actor_id: int) -> None:
     actor = User.objects.get(pk=actor_id)
     run = Run.objects.select_related("agent", "version").get(pk=run_id)
     complete = True
+    pinned = tool_versions.pinned(run.version_id)
     for step in _write_steps(run):
         assert step.tool is not None
-        compensation = step.tool.compensation
+        compensation = pinned[step.tool.name].compensation
         failure, arguments, result, tool = "", {}, None, None
         if not compensation:
             failure = f"{step.tool.name} has no compensation: it is not reversible"
@@ -439,9 +474,9 @@ def compensate(run_id: Any, actor_id: int) -> None:
                 arguments = {
                     name: compile_condition(expr).value(facts) for name, expr in compensation["arguments"].items()
                 }
-                if tool is None:
+                if tool is None or compensation["tool"] not in pinned:
                     raise tools.ToolFailure(f"the compensating tool {compensation['tool']!r} is not available")
-                result = runtime.execute(tool, arguments, f"{run.pk}:{step.seq}:undo")
+                result = runtime.execute(tool, pinned[tool.name], arguments, f"{run.pk}:{step.seq}:undo")
             except (ConditionError, ConditionRuntimeError, tools.ToolFailure) as error:
                 failure = f"compensating {step.tool.name} failed: {error}"
         with transaction.atomic(), audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
@@ -454,7 +489,8 @@ def compensate(run_id: Any, actor_id: int) -> None:
                     kind=ReviewKind.TOOL_APPROVAL, subject=undo,
                     subject_label=f"undo {step.tool.name} of run {str(run.pk)[:8]}",
                     reason=f"Not reversible automatically: {failure}. Undo it by hand, then approve; or reject.",
-                    raised_by=f"compensation of run {run.pk}", risk=step.tool.risk or Risk.HIGH, requested_by=actor,
+                    raised_by=f"compensation of run {run.pk}", risk=pinned[step.tool.name].risk or Risk.HIGH,
+                    requested_by=actor,
                     payload={"run": str(run.pk), "step": step.seq, "tool": step.tool.name, "arguments": step.arguments,
                              "result": step.result, "question": "manual_undo"},
                     due_in=dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS),
@@ -498,45 +534,82 @@ def runs_sweep() -> int:
 # --- HTTP tools ---------------------------------------------------------------------------------------------------
 
 
+# Where the console's form calls a definition's fields (``http_method``), when it names them otherwise.
+FORM_FIELDS = {"method": "http_method"}
+
+
+def _http_definition(values: dict[str, Any], secret_names: list[str]) -> dict[str, Any]:
+    return {
+        "kind": ToolKind.HTTP.value,
+        "description": values["description"],
+        "parameters": values.get("parameters") or {},
+        "side_effect": values["side_effect"],
+        "risk": values["risk"],
+        "idempotent": values["idempotent"],
+        "timeout_seconds": values["timeout_seconds"],
+        "compensation": None,
+        "method": values["http_method"],
+        "url_template": values["url_template"],
+        "headers": values.get("headers") or {},
+        "allowed_hosts": values.get("allowed_hosts") or [],
+        "allow_private": values["allow_private"],
+        "secret_headers": secret_names,
+    }
+
+
 @transaction.atomic
 def http_tool_save(
     *, actor: User, tool: Tool | None, values: dict[str, Any], secret_headers: dict[str, str] | None
-) -> Tool:
-    """Create or change an HTTP tool (Admins). ``secret_headers`` replaces the stored ones; None keeps them. The
-    audit trail records which headers are secret, never their values."""
+) -> tuple[Tool, Version | None]:
+    """Create or change an HTTP tool (Admins). Its definition goes into the draft of its governed object (kind
+    ``tool``) and is submitted for review as a new version, which someone who did not edit it approves; nothing an
+    agent uses changes until then, and only agent versions submitted after its release pin it. Returns the tool and
+    the version submitted (None when the definition is the latest version's already).
+
+    ``secret_headers`` replaces the stored values (None keeps them): they are stored encrypted on the tool, never in
+    a version, which names them only; a changed value is in effect at once (a credential, not behaviour). The trail
+    records header names, never values."""
     _require(actor, "agents.change_tool" if tool else "agents.add_tool", "configure tools")
-    errors: dict[str, list[str]] = {}
-    try:
-        jsonschema.Draft202012Validator.check_schema(values.get("parameters") or {})
-    except jsonschema.SchemaError as error:
-        errors["parameters"] = [f"Not a JSON Schema: {error.message}"]
-    properties = (values.get("parameters") or {}).get("properties") or {}
-    missing = [name for name in http_tools.url_placeholders(values["url_template"]) if name not in properties]
-    if missing:
-        errors["url_template"] = [f"The URL names arguments the schema does not have: {', '.join(missing)}."]
-    host = urlsplit(values["url_template"].replace("{", "").replace("}", "")).hostname or ""
-    if not values.get("allowed_hosts"):
-        errors["allowed_hosts"] = ["Name at least one host the tool may call."]
-    elif not http_tools.host_allowed(host, values["allowed_hosts"]):
-        errors["url_template"] = [*errors.get("url_template", []), f"The host {host!r} is not an allowed host."]
+    name = tool.name if tool else values["name"]
+    if tool is None and Tool.objects.filter(name=name).exists():
+        raise Conflict(f"A tool called {name!r} exists already.", fields={"name": ["Already used."]})
+    stored = http_tools.stored_secrets(tool) if tool and secret_headers is None else secret_headers or {}
+    definition = _http_definition(values, sorted(stored))
+    errors = get_kind(tool_versions.TOOL_KIND).validate(definition)
     if errors:
-        raise DomainError("The HTTP tool is not valid.", fields=errors)
+        fields = {FORM_FIELDS.get(path, path) or "__all__": messages for path, messages in errors.items()}
+        raise DomainError("The HTTP tool is not valid.", fields=fields)
     created = tool is None
     if tool is None:
-        if Tool.objects.filter(name=values["name"]).exists():
-            raise Conflict(f"A tool called {values['name']!r} exists already.", fields={"name": ["Already used."]})
-        tool = Tool(kind=ToolKind.HTTP)
-    for field, value in values.items():
-        setattr(tool, field, value)
+        tool = Tool.objects.create(name=name, kind=ToolKind.HTTP)
     if secret_headers is not None:
         tool.secret_headers = http_tools.encrypt_headers(secret_headers)
     tool.updated_at = timezone.now()
-    tool.save()
+    tool.save(update_fields=["secret_headers", "updated_at"])
+    version = _http_definition_submit(actor, name, definition)
     audit_record(
         actor=audit_actor(actor), action=f"agent.tool.{'created' if created else 'updated'}", target=tool,
-        details={"kind": "http", "method": tool.http_method, "url_template": tool.url_template,
-                 "allowed_hosts": tool.allowed_hosts, "allow_private": tool.allow_private,
-                 "headers": sorted(tool.headers), "secret_headers": http_tools.secret_header_names(tool),
-                 "secret_headers_changed": secret_headers is not None},
+        details={"kind": "http", "method": definition["method"], "url_template": definition["url_template"],
+                 "allowed_hosts": definition["allowed_hosts"], "allow_private": definition["allow_private"],
+                 "headers": sorted(definition["headers"]), "secret_headers": definition["secret_headers"],
+                 "secret_headers_changed": secret_headers is not None,
+                 "version": version.number if version else None},
     )  # fmt: skip
-    return tool
+    return tool, version
+
+
+def _http_definition_submit(actor: User, name: str, definition: dict[str, Any]) -> Version | None:
+    """Put ``definition`` in the tool's draft (created with it) and submit it, unless a version pending or approved
+    has it already."""
+    obj = GovernedObject.objects.filter(kind=tool_versions.TOOL_KIND, slug=name).first()
+    if obj is None:
+        obj = governance_services.governed_object_create(
+            actor=actor, kind=tool_versions.TOOL_KIND, slug=name, name=name, draft=definition
+        )
+    else:
+        obj = governance_services.draft_update(actor=actor, obj=obj, draft=definition)
+    latest = obj.versions.order_by("-number").first()
+    checksum = governance_services.spec_checksum(definition)
+    if latest and latest.checksum == checksum and latest.status in (VersionStatus.PENDING, VersionStatus.APPROVED):
+        return None
+    return governance_services.version_submit(actor=actor, obj=obj, note="Edited in the console.")

@@ -82,6 +82,7 @@ from django.utils import timezone
 from agents.models import FINISHED_RUN_STATUSES, DemoAlert, Run, RunStatus, Step, StepKind, StepStatus
 from agents.runtime import advance
 from agents.services import AGENT_KIND, run_start
+from agents.tool_versions import TOOL_KIND
 from audit.context import Actor, audit_context
 from audit.models import AuditEvent
 from bench import tools as bench_tools  # registers bench.noop here too, so that migrate syncs it to the Tool table
@@ -100,6 +101,8 @@ from bench.common import (
     verdict,
 )
 from config import celery_app, embedded_redis
+from governance.demo import latest_released
+from governance.models import GovernedObject
 from governance.roles import Role
 
 POSTGRES_BENCH_DATABASE = "bench_runs"
@@ -136,6 +139,9 @@ def prepare(calls: int) -> User:
         editor = make_user("bench-editor", Role.EDITOR)
         approvers = [make_user("bench-approver", Role.APPROVER), make_user("bench-approver2", Role.APPROVER)]
         operator = make_user("bench-operator", Role.OPERATOR)
+        # The tool's definition, submitted by the sync after migrate, approved and released: the agent pins it.
+        tool = GovernedObject.objects.filter(kind=TOOL_KIND, slug=bench_tools.TOOL)
+        latest_released(approvers, list(tool), note="Bench: the tool as synced")
         release(editor, approvers, AGENT_KIND, AGENT_SLUG, "Run benchmark agent", agent_spec(calls))
     return operator
 

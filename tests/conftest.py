@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db.models.signals import post_migrate
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -40,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # set them back to the defaults: tests/agents/test_model_access.py).
     settings.MODEL_ALLOWED_HOSTS = [*settings.MODEL_ALLOWED_HOSTS, *TEST_MODEL_HOSTS]
     settings.MODEL_KEY_VARIABLES = [*settings.MODEL_KEY_VARIABLES, *TEST_MODEL_KEYS]
+    # After a migrate, the tools sync submits each tool's definition for review: a queue of reviews in every test
+    # database, which no test expects. Tests that use tools sync and release them (``tests.support.tools_release``).
+    post_migrate.disconnect(sender=apps.get_app_config("agents"), dispatch_uid="agents.sync_tools")
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by tests: other processes on the test database, polling, and simulated attacks."""
+"""Helpers shared by tests: the tools released, other processes on the test database, polling, and simulated
+attacks."""
 
 import os
 import time
@@ -7,7 +8,23 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
+
+from agents.services import tools_sync
+from agents.tool_versions import TOOL_KIND
+from audit.context import Actor
+from governance.demo import latest_released
+from governance.models import GovernedObject
+
+
+def tools_release(approver: User, *, labels: Sequence[str] = ("staging", "production")) -> None:
+    """Every tool registered in this process synced to the database, and its definition as synced approved by
+    ``approver`` and released under ``labels``: what an agent version submitted afterwards pins. The tool versions
+    are the system's (synced from code), so any approver may decide them."""
+    tools_sync(actor=Actor.system("tests"))
+    tools = list(GovernedObject.objects.filter(kind=TOOL_KIND).order_by("slug"))
+    latest_released([approver], tools, note="Tests: the tools as synced from code", labels=labels)
 
 
 # The tests' loopback model servers and the variables their keys are read from (tests/chat_server.py).

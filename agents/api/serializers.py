@@ -2,8 +2,9 @@
 
 from rest_framework import serializers
 
-from agents.models import Run, RunOutcome, Step, Tool
+from agents.models import Run, RunOutcome, Step
 from governance.api.serializers import ReviewItemSerializer
+from governance.models import Version
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -32,11 +33,46 @@ class ApprovalDecideSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
 
 
-class ToolSerializer(serializers.ModelSerializer):
+class ToolRequestSerializer(serializers.Serializer):
+    """What an HTTP tool's version calls (its secret headers by name only: their values are never shown)."""
+
+    method = serializers.CharField()
+    url_template = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField())
+    allowed_hosts = serializers.ListField(child=serializers.CharField())
+    allow_private = serializers.BooleanField()
+    secret_headers = serializers.ListField(child=serializers.CharField())
+
+
+class ToolSerializer(serializers.Serializer):
+    """A tool and its definition as released under ``label`` (the definition's fields are null when nothing is)."""
+
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    available = serializers.BooleanField()
+    label = serializers.CharField(help_text="The label whose released version is shown.")  # type: ignore[assignment]
+    version = serializers.IntegerField(allow_null=True, help_text="The version released under the label.")
+    description = serializers.CharField(allow_null=True)
+    parameters = serializers.JSONField(allow_null=True, help_text="JSON Schema of the arguments.")
+    side_effect = serializers.CharField(allow_null=True)
+    risk = serializers.CharField(allow_null=True)
+    idempotent = serializers.BooleanField(allow_null=True)
+    timeout_seconds = serializers.FloatField(allow_null=True)
+    compensation = serializers.JSONField(allow_null=True)
+    request = ToolRequestSerializer(allow_null=True, help_text="HTTP tools: the request; null for Python tools.")
+    labels = serializers.DictField(child=serializers.IntegerField(), help_text="Each label and the version under it.")
+
+
+class ToolVersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author_label")
+
     class Meta:
-        model = Tool
-        fields = ["name", "description", "kind", "parameters", "side_effect", "risk", "idempotent",
-                  "timeout_seconds", "compensation", "available"]  # fmt: skip
+        model = Version
+        fields = ["number", "status", "author", "note", "checksum", "spec", "created_at", "decided_at"]
+
+
+class ToolDetailSerializer(ToolSerializer):
+    versions = ToolVersionSerializer(many=True, help_text="Every version, newest first.")
 
 
 class StepSerializer(serializers.ModelSerializer):

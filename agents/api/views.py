@@ -5,13 +5,13 @@ import uuid
 
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents import services
+from agents import services, tool_versions
 from agents.api import serializers as s
 from agents.models import Run, Tool
 from config.errors import NotFound
@@ -20,7 +20,7 @@ from config.permissions import has_perms
 from governance import selectors
 from governance.api.serializers import ReviewItemSerializer
 from governance.api.views import GovernedViewSet, request_user, validated
-from governance.models import GovernedObject, ReviewItem
+from governance.models import GovernedObject, ReviewItem, Version
 
 
 class AgentViewSet(GovernedViewSet):
@@ -35,12 +35,42 @@ class AgentViewSet(GovernedViewSet):
         return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 
-class ToolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+LABEL = OpenApiParameter("label", str, description="Show the version released under this label (production).")
+
+
+class ToolViewSet(viewsets.GenericViewSet):
+    """Tools with their definitions as released (governed configuration of kind ``tool``)."""
+
     queryset = Tool.objects.all()
     serializer_class = s.ToolSerializer
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_.\-]+"
     permission_classes = [has_perms("agents.view_tool")]
+
+    def _label(self) -> str:
+        return self.request.query_params.get("label") or "production"
+
+    @extend_schema(parameters=[LABEL], responses=s.ToolSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        """Every tool, with the definition released under ``label``."""
+        page = self.paginate_queryset(self.get_queryset()) or []
+        shown = tool_versions.shown([tool.name for tool in page], self._label())
+        data = [
+            {**shown[tool.name], "name": tool.name, "kind": tool.kind, "available": tool.available} for tool in page
+        ]
+        return self.get_paginated_response(s.ToolSerializer(data, many=True).data)
+
+    @extend_schema(parameters=[LABEL], responses=s.ToolDetailSerializer)
+    def retrieve(self, request: Request, name: str) -> Response:
+        """One tool: the definition released under ``label`` (an HTTP tool's method and URL among it), and every
+        version of its definition."""
+        tool = self.get_queryset().filter(name=name).first()
+        if tool is None:
+            raise NotFound(f"There is no tool {name!r}.")
+        versions = Version.objects.filter(object__kind=tool_versions.TOOL_KIND, object__slug=name).order_by("-number")
+        shown = tool_versions.shown([name], self._label())[name]
+        data = {**shown, "name": name, "kind": tool.kind, "available": tool.available, "versions": versions}
+        return Response(s.ToolDetailSerializer(data).data)
 
 
 class RunFilter(filters.FilterSet):

@@ -47,7 +47,7 @@ _PII_FINDERS: dict[str, tuple[Callable[[str], Iterator[Detection]], ...]] = {
 def _found(kind: str, view: normalise.View) -> Iterator[Detection]:
     """The detections of ``kind``, as spans of the original text."""
     if kind == "injection":
-        yield from injection.find(view.source)
+        yield from injection.find(view.source, view)
         return
     if kind in _NUMERIC and _ANY_DIGIT.search(view.text) is None:
         return

@@ -102,8 +102,8 @@ def _matches(view: normalise.View, table: tuple[_Phrase, ...], index: _Index) ->
             pos = end
 
 
-def _views(text: str) -> Iterator[tuple[normalise.View, tuple[_Phrase, ...], _Index]]:
-    lower = normalise.clean(text).lower
+def _views(cleaned: normalise.View) -> Iterator[tuple[normalise.View, tuple[_Phrase, ...], _Index]]:
+    text, lower = cleaned.source, cleaned.lower
     yield lower, PHRASES, _INDEX
     if len(lower.text) < len(text):  # invisible characters were removed: they may have stood between words
         yield (lower, *_tight())
@@ -142,7 +142,7 @@ def _encoded(text: str) -> Iterator[tuple[int, int, str]]:
         decoded = _decoded(token.group())
         if decoded is None:
             continue
-        inside = _spans(decoded)
+        inside = _spans(normalise.clean(decoded))
         if inside:
             yield token.start(), token.end(), f"base64: {inside[0][2]}"
 
@@ -150,8 +150,8 @@ def _encoded(text: str) -> Iterator[tuple[int, int, str]]:
 # --- finding ---------------------------------------------------------------------------------------------------
 
 
-def _spans(text: str) -> list[tuple[int, int, str]]:
-    found = [span for view, table, index in _views(text) for span in _matches(view, table, index)]
+def _spans(cleaned: normalise.View) -> list[tuple[int, int, str]]:
+    found = [span for view, table, index in _views(cleaned) for span in _matches(view, table, index)]
     kept: list[tuple[int, int, str]] = []
     for start, end, signal in sorted(found, key=lambda span: (span[0], -span[1])):
         if not kept or start >= kept[-1][1]:
@@ -159,9 +159,10 @@ def _spans(text: str) -> list[tuple[int, int, str]]:
     return kept
 
 
-def find(text: str) -> Iterator[Detection]:
-    """The injection phrasings in ``text``, as spans of ``text``, sorted by start, not overlapping."""
-    spans = _spans(text) + list(_encoded(text))
+def find(text: str, cleaned: normalise.View | None = None) -> Iterator[Detection]:
+    """The injection phrasings in ``text``, as spans of ``text``, sorted by start, not overlapping. ``cleaned`` is
+    ``normalise.clean(text)`` when the caller has it already."""
+    spans = _spans(cleaned if cleaned is not None else normalise.clean(text)) + list(_encoded(text))
     end = 0
     for start, stop, signal in sorted(spans, key=lambda span: (span[0], -span[1])):
         if start >= end:

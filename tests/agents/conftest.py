@@ -7,16 +7,16 @@ import pytest
 from django.contrib.auth.models import User
 
 import tests.agents.tools  # noqa: F401  # registers the test tools in this process
-from agents.services import AGENT_KIND, tools_sync
-from audit.context import Actor
+from agents.services import AGENT_KIND
 from governance import services
 from governance.models import ReviewStatus, Version
+from tests.support import tools_release
 
 
 @pytest.fixture
-def test_tools(db: None) -> None:
-    """Every tool registered in this process (the demo's and the tests') written to the ``Tool`` table."""
-    tools_sync(actor=Actor.system("tests"))
+def test_tools(db: None, approver: User) -> None:
+    """Every tool registered in this process (the demo's and the tests') synced and released (``tools_release``)."""
+    tools_release(approver)
 
 
 AgentFactory = Callable[..., Version]

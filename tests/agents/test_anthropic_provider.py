@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from agents import providers, runtime, services
+from agents import providers, runtime
 from agents.models import Run, RunStatus, StepKind, StepStatus
-from audit.context import Actor
 from tests import chat_server
 from tests.agents.unit_tools import release_agent, spec, start_run
 from tests.chat_server import (
@@ -30,6 +29,7 @@ from tests.chat_server import (
     text,
     tool_use,
 )
+from tests.support import tools_release
 
 KEY_VARIABLE = "TEST_ANTHROPIC_KEY"
 KEY = "sk-ant-test-loopback"
@@ -254,9 +254,9 @@ def test_without_the_package_the_provider_says_how_to_install_it(
 
 
 @pytest.fixture
-def committed(transactional_db: None) -> None:
-    """Committed data (tools run in a thread of their own), with the test tools in the ``Tool`` table."""
-    services.tools_sync(actor=Actor.system("tests"))
+def committed(transactional_db: None, approver: User) -> None:
+    """Committed data (tools run in a thread of their own), with the test tools released (``tools_release``)."""
+    tools_release(approver)
 
 
 def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(

@@ -18,6 +18,7 @@ from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from governance.roles import Role
 from governance.services import user_role_assign
 from tests.agents.unit_tools import release_agent, spec, start_run
+from tests.support import tools_release
 
 pytestmark = pytest.mark.usefixtures("committed")
 
@@ -29,10 +30,8 @@ NOTE_SCRIPT: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def committed(transactional_db: None) -> None:
-    from agents.services import tools_sync
-
-    tools_sync(actor=Actor.system("tests"))
+def committed(transactional_db: None, approver: User) -> None:
+    tools_release(approver)
 
 
 @pytest.fixture

@@ -19,12 +19,11 @@ from django.db import transaction
 
 from agents import providers, runtime, services
 from agents.models import Run, RunStatus, StepKind, StepStatus
-from audit.context import Actor
 from audit.models import AuditEvent
 from tests import chat_server
 from tests.agents.unit_tools import notes, release_agent, spec, start_run
 from tests.chat_server import ModelServer, Reply, completion, message, messages_server, serving, text, tool_use
-from tests.support import wait_for
+from tests.support import tools_release, wait_for
 
 KEY_VARIABLE = "TEST_ODD_KEY"
 # The session's worker inherits this process's environment when it starts, after every module is collected: the key
@@ -41,9 +40,9 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def committed(transactional_db: None) -> None:
-    """Committed data (tools run in a thread of their own), with the test tools in the ``Tool`` table."""
-    services.tools_sync(actor=Actor.system("tests"))
+def committed(transactional_db: None, approver: User) -> None:
+    """Committed data (tools run in a thread of their own), with the test tools released (``tools_release``)."""
+    tools_release(approver)
 
 
 RunAgent = Callable[..., Run]
@@ -421,7 +420,7 @@ def test_on_the_worker_a_refused_reply_is_one_step_not_a_crash_loop(
     ]
     agent_model = chat_server.model("openai", chat, key_variable=WORKER_KEY_VARIABLE, timeout_seconds=5)
     agent_spec = spec(None, grants=[{"tool": "inventory.check_stock"}], model=agent_model)
-    services.tools_sync(actor=Actor.system("tests"))
+    tools_release(approver)
     release_agent(editor, approver, "odd-worker", agent_spec)
     with transaction.atomic():
         started, _ = services.run_start(actor=operator, agent="odd-worker", input={"text": "hi"})

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from agents import providers, runtime, services
+from agents import providers, runtime
 from agents.models import Run, RunStatus, StepKind, StepStatus
-from audit.context import Actor
 from audit.models import AuditEvent
 from tests import chat_server
 from tests.agents.unit_tools import notes, release_agent, spec, start_run
 from tests.chat_server import ECHO_TOOL, MESSAGES, ModelServer, Reply, completion
+from tests.support import tools_release
 
 KEY_VARIABLE = "TEST_LLM_KEY"
 KEY = "sk-test-loopback"
@@ -153,9 +153,9 @@ def test_the_api_key_comes_from_the_variable_the_model_names(
 
 
 @pytest.fixture
-def committed(transactional_db: None) -> None:
-    """Committed data (tools run in a thread of their own), with the test tools in the ``Tool`` table."""
-    services.tools_sync(actor=Actor.system("tests"))
+def committed(transactional_db: None, approver: User) -> None:
+    """Committed data (tools run in a thread of their own), with the test tools released (``tools_release``)."""
+    tools_release(approver)
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from rest_framework.test import APIClient
 from agents import demo, runtime, services
 from agents.models import Run, RunOutcome, RunStatus, StepKind, StepStatus
 from agents.outcomes import REASON_LENGTH, Outcome, StepFacts, decide, report_of, result_error
-from audit.context import Actor
 from audit.models import AuditEvent
 from governance import services as governance_services
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from governance.roles import Role
 from tests.agents.unit_tools import release_agent, spec, start_run
+from tests.support import tools_release
 
 COMPLETED, NOT_COMPLETED, ESCALATED = RunOutcome.COMPLETED, RunOutcome.NOT_COMPLETED, RunOutcome.ESCALATED
 
@@ -211,7 +211,7 @@ Capture = Callable[..., Any]
 def demo_agents(transactional_db: None, editor: User, approver: User) -> None:
     """The demo's agents and tables, as ``make run`` loads them (committed: the tools read them on their own
     connections)."""
-    services.tools_sync(actor=Actor.system("tests"))
+    tools_release(approver)
     demo.load(editor=editor, approvers=[approver])
 
 

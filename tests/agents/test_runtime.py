@@ -31,6 +31,7 @@ from governance.registry import get_kind
 from governance.roles import Role
 from governance.services import user_role_assign
 from tests.agents.unit_tools import notes, release_agent, spec, start_run
+from tests.support import tools_release
 
 OWNER = "test-owner"
 # After a tool call, the scripted model answers with what it was told: the error of a denied or failed call.
@@ -39,8 +40,8 @@ Capture = Callable[..., Any]
 
 
 @pytest.fixture
-def synced(db: None) -> None:
-    services.tools_sync(actor=Actor.system("tests"))
+def synced(db: None, approver: User) -> None:
+    tools_release(approver)
 
 
 @pytest.fixture
@@ -1122,7 +1123,8 @@ def test_the_tool_list_shows_each_tool_with_its_schema(
         "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
                        "additionalProperties": False},
         "side_effect": "read", "risk": "low", "idempotent": True, "timeout_seconds": 10.0, "compensation": None,
-        "available": True,
+        "available": True, "label": "production", "version": 1, "labels": {"production": 1, "staging": 1},
+        "request": None,
     }  # fmt: skip
     assert tools["unit.note"]["compensation"] == {
         "tool": "unit.unnote",

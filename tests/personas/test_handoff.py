@@ -10,13 +10,11 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from agents.models import DemoReplenishment, DemoStock, Run, RunStatus
-from agents.services import tools_sync
-from audit.context import Actor
 from audit.models import AuditEvent
 from governance.demo import released
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from personas.models import Conversation
-from tests.support import wait_for
+from tests.support import tools_release, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.usefixtures("celery_worker")]
 
@@ -61,7 +59,7 @@ def hybrid(
     transactional_db: None, editor: User, approver: User, make_user: Callable[..., User]
 ) -> Callable[[str], APIClient]:
     """``hybrid(policy)``: the restocking agent and a persona with that policy released; a client for it."""
-    tools_sync(actor=Actor.system("tests"))
+    tools_release(approver)
     DemoStock.objects.create(sku="SKU-1", on_hand=0, reorder_point=10)
     released(editor, [approver], "agent", "restocker", "Restocker", RESTOCKER)
 

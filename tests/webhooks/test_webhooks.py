@@ -31,16 +31,16 @@ from rest_framework.test import APIClient
 
 import tests.agents.tools  # noqa: F401  # registers test.append in this process, for tools_sync
 from agents import http_tools
-from agents.models import Tool, ToolKind
-from agents.services import tools_sync
+from agents.models import ToolKind
+from agents.tool_versions import ToolDefinition
 from agents.tools import ToolFailure
-from audit.context import Actor
 from audit.models import AuditEvent
 from governance.demo import released
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from personas.demo import example
 from personas.models import Conversation
 from personas.services import conversation_reply
+from tests.support import tools_release
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
@@ -137,41 +137,45 @@ def receiver() -> Iterator[Receiver]:
 # --- HTTP tools make their requests through the same pinned-address function -------------------------------------
 
 
-def http_tool(url_template: str, method: str = "GET", **fields: Any) -> Tool:
-    values: dict[str, Any] = {"allowed_hosts": ["127.0.0.1"], "allow_private": True, **fields}
-    return Tool(name="t", kind=ToolKind.HTTP, http_method=method, url_template=url_template, **values)
+def http_tool(url_template: str, method: str = "GET", **fields: Any) -> ToolDefinition:
+    """A version of an HTTP tool's definition: what ``http_tools.call`` makes its request from."""
+    values: dict[str, Any] = {"allowed_hosts": ("127.0.0.1",), "allow_private": True, **fields}
+    return ToolDefinition(
+        name="t", version=1, kind=ToolKind.HTTP, description="t", parameters={}, side_effect="read", risk="low",
+        idempotent=True, timeout_seconds=5, method=method, url_template=url_template, **values,
+    )
 
 
 def test_an_http_tool_sends_its_arguments_as_query_or_json_body(receiver: Receiver) -> None:
     base = f"http://127.0.0.1:{receiver.port}"
-    answer = http_tools.call(http_tool(base + "/orders/{order}?x=1"), {"order": "a b", "verbose": True}, 5)
+    answer = http_tools.call(http_tool(base + "/orders/{order}?x=1"), {}, {"order": "a b", "verbose": True}, 5)
     assert answer == {"ok": True}
     got = receiver.requests[-1]
     assert (got.method, got.path, got.body) == ("GET", "/orders/a%20b?x=1&verbose=true", b"")
     assert (got.headers["Accept"], got.headers["User-Agent"]) == ("application/json", "steward-http-tool")
 
-    http_tools.call(http_tool(base + "/orders", "POST", headers={"X-Team": "ops"}), {"sku": "A1", "n": 2}, 5)
+    http_tools.call(http_tool(base + "/orders", "POST", headers={"X-Team": "ops"}), {}, {"sku": "A1", "n": 2}, 5)
     got = receiver.requests[-1]
     assert (got.method, got.path, json.loads(got.body)) == ("POST", "/orders", {"sku": "A1", "n": 2})
     assert (got.headers["Content-Type"], got.headers["X-Team"]) == ("application/json", "ops")
 
     receiver.answer = b"plain words"
-    assert http_tools.call(http_tool(base + "/text"), {}, 5) == {"status": 200, "text": "plain words"}
+    assert http_tools.call(http_tool(base + "/text"), {}, {}, 5) == {"status": 200, "text": "plain words"}
 
 
 def test_an_http_tool_fails_on_errors_and_refused_destinations(receiver: Receiver) -> None:
     base = f"http://127.0.0.1:{receiver.port}"
     receiver.respond(404)
     with pytest.raises(ToolFailure, match=r"the server answered 404 Not Found: \{\"ok\": true\}"):
-        http_tools.call(http_tool(base + "/missing"), {}, 5)
+        http_tools.call(http_tool(base + "/missing"), {}, {}, 5)
     with pytest.raises(ToolFailure, match="resolves to a private or loopback address"):
-        http_tools.call(http_tool(base + "/x", allow_private=False), {}, 5)
+        http_tools.call(http_tool(base + "/x", allow_private=False), {}, {}, 5)
     with pytest.raises(ToolFailure, match=r"the host 127\.0\.0\.1 is not among the tool's allowed hosts"):
-        http_tools.call(http_tool(base + "/x", allowed_hosts=["example.com"]), {}, 5)
+        http_tools.call(http_tool(base + "/x", allowed_hosts=("example.com",)), {}, {}, 5)
     with pytest.raises(ToolFailure, match="not an http"):
-        http_tools.call(http_tool("ftp://127.0.0.1/x"), {}, 5)
+        http_tools.call(http_tool("ftp://127.0.0.1/x"), {}, {}, 5)
     with pytest.raises(ToolFailure, match="the request failed: ConnectionRefusedError"):
-        http_tools.call(http_tool("http://127.0.0.1:9/x"), {}, 5)
+        http_tools.call(http_tool("http://127.0.0.1:9/x"), {}, {}, 5)
     assert len(receiver.requests) == 1
 
 
@@ -473,7 +477,7 @@ def test_the_five_events_reach_whoever_may_see_them(
     viewer: User, receiver: Receiver, verify: Callable[..., bool], tmp_path: Path,
 ) -> None:  # fmt: skip
     client = make_user("cleo-client")
-    tools_sync(actor=Actor.system("tests"))
+    tools_release(approver)
     released(editor, [approver], "agent", "hooked", "Hooked", AGENT)
     released(editor, [approver], "style_guide", "brand-voice", "Brand voice", example("brand-voice"))
     released(editor, [approver], "persona", "support", "Sam", example("support"))
@@ -549,7 +553,7 @@ def test_a_budget_overrun_is_announced_as_an_approval_and_its_refusal_as_the_run
     api_as: Clients, admin: User, editor: User, approver: User, operator: User, receiver: Receiver,
     verify: Callable[..., bool], tmp_path: Path,
 ) -> None:  # fmt: skip
-    tools_sync(actor=Actor.system("tests"))
+    tools_release(approver)
     frugal = {**AGENT, "budgets": {"steps": 1}, "escalation": {"budget_overrun": "review"},
               "grants": [{"tool": "test.append"}]}  # fmt: skip
     released(editor, [approver], "agent", "frugal", "Frugal", frugal)
