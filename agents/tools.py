@@ -7,11 +7,11 @@ A tool is a plain function of keyword arguments returning something JSON-seriali
 
 Its argument schema is derived from the type hints (``str``, ``int``, ``float``, ``bool``, ``list[...]``,
 ``dict``, ``Literal[...]``, ``X | None``; a parameter with a default is optional; ``idempotency_key`` is filled
-in by the runtime) unless one is given. Every
-registered tool gets its ``Tool`` row (which grants and runs refer to) from ``agents.services.tools_sync`` (after
-every ``migrate`` and by ``manage.py sync_tools``), which submits its definition as declared here for review as a
-version of kind ``tool``: runs use the versions their agent version pins (``agents.tool_versions``). Running a tool never crashes the caller: a
-tool that raises, times out or returns something that is not JSON gives a ``ToolFailure`` with the reason.
+in by the runtime) unless one is given. Every registered tool gets its ``Tool`` row (which grants and runs refer
+to) from ``agents.services.tools_sync`` (after every ``migrate`` and by ``manage.py sync_tools``), which submits its
+definition as declared here for review as a version of kind ``tool``: runs use the versions their agent version
+pins (``agents.tool_versions``). Running a tool never crashes the caller: a tool that raises, times out or returns
+something that is not JSON gives a ``ToolFailure`` with the reason.
 """
 
 import inspect
