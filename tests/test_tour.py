@@ -215,8 +215,11 @@ def console_step(marker: Marker, password: str) -> None:
     else:
         item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL, status=ReviewStatus.PENDING)
         page = f"/admin/governance/reviewitem/{item.pk}/change/"
-        shown = re.search(r"bound to digest <code>([0-9a-f]{64})</code>", client.get(page).content.decode())
+        content = client.get(page).content.decode()
+        shown = re.search(r"bound to digest <code>([0-9a-f]{64})</code>", content)
         assert shown, f"{step['user']} is not offered a decision on {item}"
+        approvals = f"{item.decisions.count()} of {item.approvals_required} approval"
+        assert f'<span id="asked-approvals">{approvals}' in content, "the page does not say what is asked"
         response = client.post(page, {"digest": shown[1], "comment": "", "_approve": "Approve"}, follow=True)
     said = re.findall(r'<li class="(\w+)">(.*?)</li>', response.content.decode())
     assert response.redirect_chain, response.content.decode()[:2000]
