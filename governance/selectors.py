@@ -84,10 +84,13 @@ def released_specs(kind: str, label: str) -> list[tuple[str, int, dict[str, Any]
     return [(p.object.slug, p.version.number, p.version.spec) for p in pointers]
 
 
-def draft_validation(obj: GovernedObject) -> dict[str, Any]:
-    """What submitting the draft now would say: field errors, else the results of the kind's checks."""
+def draft_validation(obj: GovernedObject, label: str = "production") -> dict[str, Any]:
+    """What submitting the draft now for ``label`` would say: field errors (what it could not pin under ``label``
+    among them), else the results of the kind's checks."""
     governed = get_kind(obj.kind)
     errors = governed.validate(obj.draft)
+    if not errors and governed.pins is not None:
+        errors = governed.pins(obj.draft, label)[1]
     checks = [] if errors else [check(obj.draft).as_dict() for check in governed.checks]
     return {"valid": not errors, "errors": errors, "checks": checks}
 

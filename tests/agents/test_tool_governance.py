@@ -301,6 +301,8 @@ def test_an_agent_granting_a_tool_with_nothing_released_under_its_label_is_refus
     tools_sync(actor=Actor.system("tests"))  # synced, submitted, not approved
     agent_spec = spec([{"call": "unit.echo", "arguments": {"text": "input.text"}}, {"answer": "ok"}])
     obj = services.governed_object_create(actor=editor, kind=AGENT_KIND, slug="echoer", name="echoer", draft=agent_spec)
+    said = {"grants[0].tool": ["unit.echo has no version released under production."]}
+    assert selectors.draft_validation(obj)["errors"] == said  # what submitting would say
     with pytest.raises(DomainError) as refused:
         services.version_submit(actor=editor, obj=obj)
     assert refused.value.code == "invalid_spec"
