@@ -18,7 +18,7 @@ from audit.context import Actor
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import audit_chain_verify, audit_checkpoint_write, audit_record
 from audit.tasks import audit_checkpoint_write_task
-from tests.support import wait_for
+from tests.support import child_environment, wait_for
 
 SYSTEM = Actor.system("tests")
 
@@ -54,8 +54,9 @@ def test_the_key_is_not_in_the_database(settings) -> None:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_periodic_task_writes_a_checkpoint_on_a_real_worker(celery_worker: str, settings) -> None:
-    # The worker writes to the sink its environment configures: the default file under the var directory.
-    spec = os.environ.get("AUDIT_CHECKPOINT_SINK", f"file:{settings.VAR_DIR / 'audit-checkpoints.jsonl'}")
+    # The worker writes to the sink its environment configures, by default the file under the var directory.
+    default = f"file:{settings.VAR_DIR / 'audit-checkpoints.jsonl'}"
+    spec = child_environment().get("AUDIT_CHECKPOINT_SINK", default)
     worker_sink = sinks.parse_sink(spec.split(",")[0])
     assert isinstance(worker_sink, sinks.FileSink)
     sink = worker_sink.path
