@@ -95,12 +95,18 @@ def worker_answers(name: str) -> Callable[[], bool]:
     return check
 
 
-def beat_started(schedule: Path, since: float) -> Callable[[], bool]:
-    """Beat has written its schedule file (``celerybeat-schedule``, with whatever suffix dbm gives it) since
-    ``since``: it is up and ticking."""
+def beat_started(schedule: Path) -> Callable[[], bool]:
+    """Beat has written its schedule file (``celerybeat-schedule``, with whatever suffix dbm gives it) since this
+    was called: it is up and ticking. Told by the files' modification times before and after, never by the clock
+    (the file system's clock and the process's may differ)."""
+
+    def written() -> dict[Path, float]:
+        return {path: path.stat().st_mtime for path in schedule.parent.glob(schedule.name + "*")}
+
+    before = written()
 
     def check() -> bool:
-        return any(path.stat().st_mtime >= since for path in schedule.parent.glob(schedule.name + "*"))
+        return any(before.get(path) != mtime for path, mtime in written().items())
 
     return check
 
@@ -177,7 +183,6 @@ def main() -> int:
     from config import embedded_redis
 
     port = os.environ.get("PORT", "8000")
-    started = time.time()
     manager = Manager()
     if settings.REDIS_EMBEDDED and not embedded_redis.is_running(settings.REDIS_SOCKET):
         redis = [*embedded_redis.command(settings.REDIS_SOCKET), "--logfile", str(settings.VAR_DIR / "redis.log")]
@@ -190,7 +195,7 @@ def main() -> int:
     checks = [
         ("web", web_answers(port)),
         ("worker", worker_answers(worker)),
-        ("beat", beat_started(settings.VAR_DIR / "celerybeat-schedule", started)),
+        ("beat", beat_started(settings.VAR_DIR / "celerybeat-schedule")),
     ]
     stop = threading.Event()
     threading.Thread(target=announce, args=(port, checks, stop), daemon=True, name="announce").start()

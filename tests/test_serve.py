@@ -64,14 +64,19 @@ def test_stopping_ends_the_wait_at_once() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_beat_is_started_once_its_schedule_is_written_after_the_start(tmp_path: Path) -> None:
+def test_beat_is_started_once_its_schedule_is_written_after_the_check_was_made(tmp_path: Path) -> None:
     schedule = tmp_path / "celerybeat-schedule"
-    (tmp_path / "celerybeat-schedule.dat").write_text("old")
-    os.utime(tmp_path / "celerybeat-schedule.dat", (1, 1))
-    started = serve.beat_started(schedule, since=time.time() - 1)
+    old = tmp_path / "celerybeat-schedule.dat"
+    old.write_text("from the last run")
+    os.utime(old, (1, 1))
+    started = serve.beat_started(schedule)
     assert not started()
-    (tmp_path / "celerybeat-schedule.dat").write_text("new")
+    old.write_text("this run")  # the mtime moves, whatever the clocks say
     assert started()
+    fresh = serve.beat_started(tmp_path / "other-schedule")
+    assert not fresh()
+    (tmp_path / "other-schedule.db").write_text("new")
+    assert fresh()
 
 
 def test_the_web_check_asks_readyz(live_server: Any) -> None:
