@@ -204,6 +204,16 @@ def test_an_admin_changing_an_http_tool_changes_nothing_for_the_approved_agent_v
     response = client.post(reverse("admin:agents_tool_change", args=[tool.pk]), changed)
     assert response.status_code == 302, response.content.decode()[:3000]
     second = _tool_versions(NAME)[1]
+    page = client.get(reverse("admin:agents_tool_change", args=[tool.pk])).content.decode()
+    assert "/v2/steal/" in page  # the form edits the draft: what was submitted, not what runs
+    assert "s3cret" not in page
+    listed = client.get(reverse("admin:agents_tool_changelist")).content.decode()
+    assert "unit.wire" in listed
+    assert "high" in listed  # the risk released under production
+    wire = Tool.objects.get(name="unit.wire")
+    shown = client.get(reverse("admin:agents_tool_change", args=[wire.pk])).content.decode()
+    assert "Released under production" in shown
+    assert "Send money" in shown
     assert (second.status, second.spec["method"], second.spec["risk"]) == (VersionStatus.PENDING, "POST", "critical")
 
     during = _run(django_capture_on_commit_callbacks, operator, "order-desk", {"order": "A-2"})
