@@ -314,15 +314,20 @@ def test_the_guided_tour(demo: dict[str, str], live_server: LiveServer, tmp_path
             + f"\n--- everything the tour printed is in {printed}"
         )
 
-    assert_what_the_tour_says_happened(days={first_day, dt.date.today()})
+    assert_what_the_tour_says_happened(days={first_day, dt.date.today()}, password=demo["DEMO_PASSWORD"])
 
 
-def assert_what_the_tour_says_happened(*, days: set[dt.date]) -> None:
+def assert_what_the_tour_says_happened(*, days: set[dt.date], password: str) -> None:
     # 1. The order agent answered and Sam relayed it; the large replenishment waited and was approved as edited.
     relayed = Conversation.objects.filter(persona__slug="support", messages__text__startswith="Order SO-12345 is in")
     assert relayed.count() == 1
     order_run = Run.objects.get(agent__slug="order-agent")
     assert (order_run.status, order_run.correlation_id) == (RunStatus.SUCCEEDED, relayed.get().correlation_id)
+    auditor = Client()
+    assert auditor.login(username="auditor", password=password)
+    run_page = auditor.get(f"/admin/agents/run/{order_run.pk}/change/").content.decode()
+    assert f'href="/admin/personas/conversation/{relayed.get().pk}/change/">its conversation</a>' in run_page
+    assert f"/admin/audit/auditevent/?correlation_id={order_run.correlation_id}" in run_page
     restock = Run.objects.get(agent__slug="inventory-agent")
     assert restock.status == RunStatus.SUCCEEDED
     assert restock.input == {"sku": "SKU-123", "quantity": 500}
