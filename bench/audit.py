@@ -43,12 +43,11 @@ import multiprocessing
 import os
 import queue
 import sys
-import tempfile
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -425,22 +424,10 @@ def report(database: str, bench_name: str, appends: list[AppendRow], verificatio
     print_total(total)
 
 
-@contextlib.contextmanager
-def throwaway_sink() -> Iterator[None]:
-    """External checkpoints to a temporary file: the configured sink belongs to the real trail."""
-    configured = settings.AUDIT_CHECKPOINT_SINK
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as directory:
-        settings.AUDIT_CHECKPOINT_SINK = f"file:{directory}/audit-checkpoints.jsonl"
-        try:
-            yield
-        finally:
-            settings.AUDIT_CHECKPOINT_SINK = configured
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
     run_started = time.perf_counter()
-    with throwaway_sink(), throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
+    with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
         database = database_description()
         chained = [
             run_writers("chained", 0, 1, plan.single_events),

@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,32 @@ def remove_sqlite_leftovers(bench_name: str) -> None:
 
 
 @contextlib.contextmanager
+def throwaway_sink() -> Iterator[None]:
+    """External audit checkpoints to a temporary file, in this process and the servers and workers it starts: the
+    configured sink belongs to the installation's real trail."""
+    configured, inherited = settings.AUDIT_CHECKPOINT_SINK, os.environ.get("AUDIT_CHECKPOINT_SINK")
+    with tempfile.TemporaryDirectory(prefix="bench-checkpoints-") as directory:
+        settings.AUDIT_CHECKPOINT_SINK = os.environ["AUDIT_CHECKPOINT_SINK"] = f"file:{directory}/checkpoints.jsonl"
+        try:
+            yield
+        finally:
+            settings.AUDIT_CHECKPOINT_SINK = configured
+            if inherited is None:
+                os.environ.pop("AUDIT_CHECKPOINT_SINK", None)
+            else:
+                os.environ["AUDIT_CHECKPOINT_SINK"] = inherited
+
+
+@contextlib.contextmanager
 def throwaway_database(postgres_name: str, sqlite_file: str) -> Iterator[str]:
     """Create and migrate a throw-away database next to the configured one, as the test runner does, and switch
-    the default connection to it; yield its name. It is dropped on the way out, even when the run fails."""
+    the default connection to it, with a throw-away checkpoint sink; yield its name. It is dropped on the way out,
+    even when the run fails."""
+    with throwaway_sink():
+        yield from _throwaway_database(postgres_name, sqlite_file)
+
+
+def _throwaway_database(postgres_name: str, sqlite_file: str) -> Iterator[str]:
     bench_name = bench_database_name(postgres_name, sqlite_file)
     vendor = connection.vendor
     connection.settings_dict.setdefault("TEST", {})["NAME"] = bench_name

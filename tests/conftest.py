@@ -60,6 +60,16 @@ def redis_server() -> Iterator[None]:
         process.wait(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_file(settings: Any, tmp_path: Path) -> Path:
+    """Each test writes its external audit checkpoints to a file of its own. The database is rolled back after every
+    test; a file outside it is not, so a shared sink would hold the checkpoints of trails that no longer exist, which
+    verification rightly reports as a truncated trail."""
+    path = tmp_path / "audit-checkpoints.jsonl"
+    settings.AUDIT_CHECKPOINT_SINK = f"file:{path}"
+    return path
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(username: str, role: Role | None = None, *, password: str = "correct horse battery") -> User:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 
@@ -48,6 +49,8 @@ def child_environment(*, queue: str | None = None) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         # The demo tools, and the tools the agent tests run (tests/agents/tools.py).
         "AGENTS_TOOL_MODULES": "agents.demo,tests.agents.tools",
+        # Other processes' checkpoints go to a file of this test run's, not to the installation's sink.
+        "AUDIT_CHECKPOINT_SINK": f"file:{settings.VAR_DIR / 'test-worker-checkpoints.jsonl'}",
         "MODEL_ALLOWED_HOSTS": ",".join(["api.openai.com", "api.anthropic.com", *TEST_MODEL_HOSTS]),
         "MODEL_KEY_VARIABLES": ",".join(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", *TEST_MODEL_KEYS]),
     }
