@@ -293,6 +293,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "config.api_input.LimitOffsetPagination",
+    "DEFAULT_RENDERER_CLASSES": ["config.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     # JSON bounded in depth and refusing lone surrogates (config.api_input); forms as DRF has them.
     "DEFAULT_PARSER_CLASSES": [
         "config.api_input.JSONParser",

@@ -18,6 +18,7 @@ from agents import runtime
 from agents.models import Run
 from audit.models import AuditEvent
 from config.api_input import MAX_JSON_DEPTH
+from config.renderers import JSONRenderer
 from governance.models import GovernedObject, ReviewItem, ReviewKind, ReviewStatus
 from governance.roles import Role
 from tests.agents.unit_tools import start_run
@@ -161,6 +162,13 @@ def test_a_lone_surrogate_in_a_key_or_a_list_is_refused_too(api_as: Any, viewer:
     body = '{"checkpoint": "input", "facts": {"tags": ["ok", "\\udfff"], "\\ud800": 1}}'
     response = api_as(viewer).post("/api/policies/evaluate/", data=body, content_type="application/json")
     assert set(error_of(response, 400)["fields"]) <= {"facts.tags[1]", "facts.\\ud800"}
+
+
+def test_text_stored_with_a_lone_surrogate_is_answered_escaped_not_a_crash() -> None:
+    """Rows written before lone surrogates were refused must not break every page that lists them."""
+    rendered = JSONRenderer().render({"input": {"text": "\ud800"}, "name": "Zoë"})
+    assert json.loads(rendered) == {"input": {"text": "\ud800"}, "name": "Zoë"}
+    assert JSONRenderer().render({"name": "Zoë"}) == '{"name":"Zoë"}'.encode()  # unescaped when it can be
 
 
 @pytest.mark.parametrize(

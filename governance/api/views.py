@@ -65,8 +65,8 @@ def validated(serializer_class: type[serializers.Serializer], request: Request) 
     """The body, validated by ``serializer_class``; in a JSON body, values of the wrong type are errors, not coerced
     (a form's values are all strings)."""
     serializer = serializer_class(data=request.data)
-    is_json = isinstance(request.data, dict) and not isinstance(request.data, QueryDict)
-    if is_json and (errors := json_type_errors(serializer, request.data)):
+    body = request.data
+    if isinstance(body, dict) and not isinstance(body, QueryDict) and (errors := json_type_errors(serializer, body)):
         raise serializers.ValidationError(errors)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
