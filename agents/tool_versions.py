@@ -23,6 +23,7 @@ import jsonschema
 
 from agents import http_tools
 from agents.models import HTTP_METHODS, Tool, ToolKind
+from agents.spec import script_call_errors
 from agents.tools import RISKS, SIDE_EFFECTS, ToolFailure, ToolSpec
 from governance import selectors
 from governance.models import LabelPointer, Version
@@ -188,7 +189,8 @@ def _pin(version: Version) -> dict[str, Any]:
 def agent_pins(spec: dict[str, Any], label: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """The tool versions an agent spec is approved with: for each grant, the version of the tool released under
     ``label`` and that of its compensating tool (which undoes its calls whether or not it is granted). A tool with no
-    version released under ``label`` is an error naming the grant."""
+    version released under ``label`` is an error naming the grant, and so is a scripted call those versions' schemas
+    would refuse every time."""
     grants = [grant["tool"] for grant in spec.get("grants") or []]
     found = _released(set(grants), label)
     errors: dict[str, list[str]] = {}
@@ -206,6 +208,9 @@ def agent_pins(spec: dict[str, Any], label: str) -> tuple[list[dict[str, Any]], 
                 errors.setdefault(f"grants[{index}].tool", []).append(
                     f"{grants[index]} is undone by {undoer}, which has no version released under {label}."
                 )
+    parameters = {name: version.spec["parameters"] for name, version in found.items()}
+    for path, messages in script_call_errors(spec, parameters).items():
+        errors.setdefault(path, []).extend(messages)
     return [_pin(found[name]) for name in sorted(found)], errors
 
 
