@@ -93,7 +93,8 @@ def _role(name: str) -> Role:
 
 @transaction.atomic
 def user_role_assign(*, actor: Actor, user: User, role: str) -> None:
-    """Give ``user`` a role; roles are console roles, so the user may sign in to the console.
+    """Give ``user`` a role. A console role lets them sign in to the console; the Client role does not (an
+    application's API user).
 
     Recorded as ``auth.user.roles_changed`` by the membership signal, attributed to ``actor``.
     """
