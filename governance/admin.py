@@ -4,6 +4,7 @@ Every change goes through ``governance.services``: the console refuses exactly w
 (self-review, stale digests, failing checks, a role without the permission) and says why.
 """
 
+import copy
 import datetime as dt
 import json
 from typing import Any
@@ -22,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from config.errors import DomainError
+from config.lookups import object_or_404
 from governance import selectors, services
 from governance.models import (
     Decision,
@@ -557,7 +559,7 @@ class ReviewItemAdmin(ReadOnly):
         return format_html("<p>Against {} under {}:</p>{}", against, diff["label"], render_diff(diff["changes"]))
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        item = get_object_or_404(ReviewItem, pk=object_id)
+        item = object_or_404(ReviewItem.objects.all(), pk=object_id)
         page = review_page(item.kind)
         answered_at = page.answered_at(item) if page.answered_at else ""
         can_decide = (
@@ -602,7 +604,13 @@ class ReviewItemAdmin(ReadOnly):
             "shown_digest": shown_digest,
             "summary": approval_summary(item, shown_digest),
         }
-        return super().change_view(request, object_id, form_url, extra_context=extra)
+        # A decision in error (a JSON typo in the arguments) is shown again with its form errors: handed on as a
+        # POST, the admin would take it for a change to this read-only item and refuse it (403).
+        shown = request
+        if request.method == "POST":
+            shown = copy.copy(request)
+            shown.method = "GET"
+        return super().change_view(shown, object_id, form_url, extra_context=extra)
 
 
 def tool_request(item: ReviewItem) -> dict[str, str] | None:
