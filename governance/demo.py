@@ -57,4 +57,3 @@ def latest_released(
             moves += [services.Move(obj, label, version) for label in labels if label not in released]
     if moves:
         services.release_create(actor=approvers[0], note=note, moves=moves)
-

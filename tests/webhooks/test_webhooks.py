@@ -141,8 +141,18 @@ def http_tool(url_template: str, method: str = "GET", **fields: Any) -> ToolDefi
     """A version of an HTTP tool's definition: what ``http_tools.call`` makes its request from."""
     values: dict[str, Any] = {"allowed_hosts": ("127.0.0.1",), "allow_private": True, **fields}
     return ToolDefinition(
-        name="t", version=1, kind=ToolKind.HTTP, description="t", parameters={}, side_effect="read", risk="low",
-        idempotent=True, timeout_seconds=5, method=method, url_template=url_template, **values,
+        name="t",
+        version=1,
+        kind=ToolKind.HTTP,
+        description="t",
+        parameters={},
+        side_effect="read",
+        risk="low",
+        idempotent=True,
+        timeout_seconds=5,
+        method=method,
+        url_template=url_template,
+        **values,
     )
 
 
