@@ -21,7 +21,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -191,6 +191,8 @@ class OpenAIProvider:
         self, *, model: Mapping[str, Any], messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
         timeout: float, script: Sequence[Mapping[str, Any]],
     ) -> Completion:  # fmt: skip
+        import openai
+
         key_variable = model_access.key_variable(model)
         if refused := model_access.refusal(model):
             raise ProviderError(refused, retryable=False)
@@ -207,7 +209,11 @@ class OpenAIProvider:
         request: dict[str, Any] = {"model": model["name"], "messages": wire_messages, **(model.get("parameters") or {})}
         if wire_tools:
             request["tools"] = wire_tools
-        raw = _openai_send(client, request, timeout)
+        raw = _raw_body(
+            openai,
+            openai.OpenAIError,
+            lambda: client.chat.completions.with_raw_response.create(**request, timeout=timeout),
+        )
         body = _json_body(raw)
         if not (isinstance(body, dict) and body.get("choices")):
             raise ProviderError("the model returned no choices", retryable=True)
@@ -217,22 +223,16 @@ class OpenAIProvider:
         return _openai_completion(body, wire_messages)
 
 
-def _openai_send(client: Any, request: dict[str, Any], timeout: float) -> bytes:
-    """The raw body of the server's answer; ``ProviderError`` for what the SDK says went wrong."""
-    import openai
-
+def _raw_body(sdk: Any, base_error: type[Exception], send: Callable[[], Any]) -> bytes:
+    """The raw body of the answer ``send`` gets through an official SDK (``openai`` or ``anthropic``, whose errors
+    have the same names); ``ProviderError`` for what the SDK says went wrong, retryable when trying again may help."""
     try:
-        return bytes(client.chat.completions.with_raw_response.create(**request, timeout=timeout).http_response.content)
-    except (
-        openai.APITimeoutError,
-        openai.APIConnectionError,
-        openai.RateLimitError,
-        openai.InternalServerError,
-    ) as e:
-        raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
-    except openai.APIStatusError as error:
+        return bytes(send().http_response.content)
+    except (sdk.APITimeoutError, sdk.APIConnectionError, sdk.RateLimitError, sdk.InternalServerError) as error:
+        raise ProviderError(f"{type(error).__name__}: {error}", retryable=True) from error
+    except sdk.APIStatusError as error:
         raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
-    except openai.OpenAIError as error:
+    except base_error as error:
         raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
 
 
@@ -325,29 +325,14 @@ class AnthropicProvider:
             ]
         if parameters:
             request["extra_body"] = parameters  # sent as they are: temperature, top_p, stop_sequences, thinking, ...
-        raw = _anthropic_send(anthropic, client, request)
+        raw = _raw_body(
+            anthropic, anthropic.AnthropicError, lambda: client.messages.with_raw_response.create(**request)
+        )
         body = _json_body(raw)
         problem = replies.anthropic_message_problem(body)
         if problem:
             raise ReplyRefused.estimated(problem, raw, [system, wire_messages])
         return _anthropic_completion(body, system, wire_messages)
-
-
-def _anthropic_send(anthropic: Any, client: Any, request: dict[str, Any]) -> bytes:
-    """The raw body of the server's answer; ``ProviderError`` for what the SDK says went wrong."""
-    try:
-        return bytes(client.messages.with_raw_response.create(**request).http_response.content)
-    except (
-        anthropic.APITimeoutError,
-        anthropic.APIConnectionError,
-        anthropic.RateLimitError,
-        anthropic.InternalServerError,
-    ) as e:
-        raise ProviderError(f"{type(e).__name__}: {e}", retryable=True) from e
-    except anthropic.APIStatusError as error:
-        raise ProviderError(f"{type(error).__name__}: {error}", retryable=error.status_code >= 500) from error
-    except anthropic.AnthropicError as error:
-        raise ProviderError(f"{type(error).__name__}: {error}", retryable=False) from error
 
 
 def _anthropic_completion(body: dict[str, Any], system: str, wire_messages: list[dict[str, Any]]) -> Completion:
