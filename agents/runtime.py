@@ -841,9 +841,17 @@ def approval_payload(
 ) -> dict[str, Any]:
     """What an approver is shown and their decision is bound to: the tool as the agent version pins it (its version,
     risk and, for an HTTP tool, the request), the arguments and the agent version."""
-    payload = {"run": str(run.pk), "agent": run.agent.slug, "version": run.version.number,
-               "version_checksum": run.version.checksum, "tool": step.detail.get("tool_name", ""),
-               "tool_version": tool.version, "risk": tool.risk, "arguments": arguments, "step": step.seq}  # fmt: skip
+    payload = {
+        "run": str(run.pk),
+        "agent": run.agent.slug,
+        "version": run.version.number,
+        "version_checksum": run.version.checksum,
+        "tool": step.detail.get("tool_name", ""),
+        "tool_version": tool.version,
+        "risk": tool.risk,
+        "arguments": arguments,
+        "step": step.seq,
+    }
     if tool.kind == ToolKind.HTTP:
         payload["request"] = {"method": tool.method, "url_template": tool.url_template}
     return payload

@@ -448,9 +448,13 @@ def _undone_by_hand(item: ReviewItem, undo: Step, run: Run, approved: bool, why:
     pending = Step.objects.filter(run=run, compensates__isnull=False, review__status=ReviewStatus.PENDING)
     if approved and run.status != RunStatus.ROLLED_BACK and not _write_steps(run) and not pending.exists():
         runtime.roll_back(run)
-        audit_record(actor=Actor.system("approvals"), action="agent.run.compensated", target=run,
-                     correlation_id=run.correlation_id,
-                     details={"complete": True, "status": run.status, "outcome": run.outcome})  # fmt: skip
+        audit_record(
+            actor=Actor.system("approvals"),
+            action="agent.run.compensated",
+            target=run,
+            correlation_id=run.correlation_id,
+            details={"complete": True, "status": run.status, "outcome": run.outcome},
+        )
 
 
 def compensate(run_id: Any, actor_id: int) -> None:
@@ -510,8 +514,12 @@ def compensate(run_id: Any, actor_id: int) -> None:
         run = Run.objects.select_for_update().get(pk=run_id)
         if complete:
             runtime.roll_back(run)
-        audit_record(actor=audit_actor(actor), action="agent.run.compensated", target=run,
-                     details={"complete": complete, "status": run.status, "outcome": run.outcome})  # fmt: skip
+        audit_record(
+            actor=audit_actor(actor),
+            action="agent.run.compensated",
+            target=run,
+            details={"complete": complete, "status": run.status, "outcome": run.outcome},
+        )
 
 
 def runs_sweep() -> int:

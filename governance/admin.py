@@ -346,9 +346,22 @@ class VersionAdmin(ReadOnly):
     list_filter = ("status", "object__kind")
     list_select_related = ("object",)
     search_fields = ("object__slug", "note")
-    readonly_fields = ("object", "number", "name", "status", "author_label", "note", "checksum", "created_at",
-                       "decided_at", "checks_table", "pins_table", "spec_pretty", "diff_table",
-                       "review_link")  # fmt: skip
+    readonly_fields = (
+        "object",
+        "number",
+        "name",
+        "status",
+        "author_label",
+        "note",
+        "checksum",
+        "created_at",
+        "decided_at",
+        "checks_table",
+        "pins_table",
+        "spec_pretty",
+        "diff_table",
+        "review_link",
+    )
     exclude = ("spec", "checks", "author", "pins")
 
     @admin.display(description="spec")

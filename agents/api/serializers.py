@@ -101,10 +101,30 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "agent", "version", "label", "status", "outcome", "outcome_reason", "input", "result", "error",
-                  "requested_by", "idempotency_key", "correlation_id", "origin", "steps_used", "tokens_used",
-                  "cost_used", "budget_extensions", "cancel_requested", "created_at", "started_at",
-                  "finished_at"]  # fmt: skip
+        fields = [
+            "id",
+            "agent",
+            "version",
+            "label",
+            "status",
+            "outcome",
+            "outcome_reason",
+            "input",
+            "result",
+            "error",
+            "requested_by",
+            "idempotency_key",
+            "correlation_id",
+            "origin",
+            "steps_used",
+            "tokens_used",
+            "cost_used",
+            "budget_extensions",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class RunDetailSerializer(RunSerializer):

@@ -64,9 +64,12 @@ def test_a_second_client_neither_reads_nor_cancels_the_first_clients_runs(
 
 
 def test_operators_still_see_and_cancel_every_run(
-    clients: dict[str, APIClient], api_as: Callable[[User], APIClient], operator: User, hello: str,
+    clients: dict[str, APIClient],
+    api_as: Callable[[User], APIClient],
+    operator: User,
+    hello: str,
     django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+) -> None:
     with django_capture_on_commit_callbacks(execute=False):
         run = start(clients["shop-app"], hello)
     as_operator = api_as(operator)

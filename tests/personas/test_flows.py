@@ -711,8 +711,13 @@ def test_a_first_message_holding_every_answer_goes_straight_to_the_handoff() -> 
 def test_only_the_first_questions_are_answered_from_the_first_message() -> None:
     """Leading say steps do not stop the filling; the first question asked does, and numbers are always asked."""
     ask_id = {"id": "ask_id", "type": "ask", "slot": "id", "prompt": "Your ID?", "validation": {"pattern": "X\\d{3}"}}
-    ask_name = {"id": "ask_name", "type": "ask", "slot": "name", "prompt": "Your name?",
-                "validation": {"pattern": "[A-Za-z ]{2,40}"}}  # fmt: skip
+    ask_name = {
+        "id": "ask_name",
+        "type": "ask",
+        "slot": "name",
+        "prompt": "Your name?",
+        "validation": {"pattern": "[A-Za-z ]{2,40}"},
+    }
     ask_count = {"id": "ask_count", "type": "ask", "slot": "count", "slot_type": "number", "prompt": "How many?"}
     hello = {"id": "hello", "type": "say", "text": "Let's check."}
     spec = persona(
@@ -729,17 +734,26 @@ def test_only_the_first_questions_are_answered_from_the_first_message() -> None:
 @pytest.mark.parametrize(
     ("item", "reason", "said"),
     [
-        ("the lamp", "damaged",
-         "I'm sorry it arrived damaged! We'll send a replacement for your item (the lamp) today, and you can keep the "
-         "damaged one."),
-        ("mug", "damaged",
-         "I'm sorry it arrived damaged! We'll send a replacement for your item (mug) today, and you can keep the "
-         "damaged one."),
-        ("my blue shoes", "wrong size",
-         "No problem. I've e-mailed you a free return label for your item (my blue shoes)."),
+        (
+            "the lamp",
+            "damaged",
+            "I'm sorry it arrived damaged! We'll send a replacement for your item (the lamp) today, and you can keep the "
+            "damaged one.",
+        ),
+        (
+            "mug",
+            "damaged",
+            "I'm sorry it arrived damaged! We'll send a replacement for your item (mug) today, and you can keep the "
+            "damaged one.",
+        ),
+        (
+            "my blue shoes",
+            "wrong size",
+            "No problem. I've e-mailed you a free return label for your item (my blue shoes).",
+        ),
         ("the lamp", "changed my mind", "No problem. I've e-mailed you a free return label for your item (the lamp)."),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("example", ["shop-assistant", "support"])
 def test_the_returns_flow_reads_correctly_for_any_item(example: str, item: str, reason: str, said: str) -> None:
     spec = shop() if example == "shop-assistant" else support()
