@@ -737,8 +737,8 @@ def test_only_the_first_questions_are_answered_from_the_first_message() -> None:
         (
             "the lamp",
             "damaged",
-            "I'm sorry it arrived damaged! We'll send a replacement for your item (the lamp) today, and you can keep the "
-            "damaged one.",
+            "I'm sorry it arrived damaged! We'll send a replacement for your item (the lamp) today, and you can keep "
+            "the damaged one.",
         ),
         (
             "mug",
