@@ -17,6 +17,11 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements-anthropic.txt $(VENV)/
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# The benchmarks' peers (LangGraph, DBOS): benchmark-only, installed by the bench-* targets alone.
+$(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -35,20 +40,20 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench-audit: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.audit
+bench-audit: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.audit $(BENCH_ARGS)
 
-bench-policies: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.policies
+bench-policies: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.policies $(BENCH_ARGS)
 
-bench-persona: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.persona
+bench-persona: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.persona $(BENCH_ARGS)
 
-bench-runs: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.runs
+bench-runs: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.runs $(BENCH_ARGS)
 
-bench-admin: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.admin
+bench-admin: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.admin $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var
