@@ -1,8 +1,8 @@
 """Benchmark of the console over large tables: changelists and detail pages with a million audit events.
 
 Run as ``python -m bench.admin`` (``make bench-admin``). Like ``bench.audit`` it never touches the dev or test
-data: it creates and migrates a throw-away database next to the configured one (``bench_admin`` on PostgreSQL,
-``var/bench-admin.sqlite3`` on SQLite) and drops it at the end, even when the run fails.
+data: it creates and migrates a throw-away database next to the configured one (``bench_admin_<random>`` on
+PostgreSQL, ``var/bench-admin-<random>.sqlite3`` on SQLite) and drops it at the end, even when the run fails.
 
 What is loaded, in bulk (``COPY`` on PostgreSQL, batched inserts on SQLite), then ``ANALYZE``d as autovacuum
 would after such a load:

@@ -2,8 +2,9 @@
 
 Run as ``python -m bench.audit`` (``make bench-audit``). It uses the database that ``config.settings``
 configures (``DATABASE_URL``: PostgreSQL, else SQLite under ``var/``), but never its audit trail: like
-Django's test runner it creates and migrates a throw-away database next to it (``bench_steward`` on
-PostgreSQL, ``var/bench.sqlite3`` on SQLite, names apart from the test suite's) and drops it at the end.
+Django's test runner it creates and migrates a throw-away database next to it (``bench_steward_<random>`` on
+PostgreSQL, ``var/bench-<random>.sqlite3`` on SQLite: names apart from the test suite's, and unique to the run,
+so that two people benchmarking on one server never drop each other's) and drops it at the end.
 
 What is measured, in this order, on that one database:
 

@@ -9,6 +9,7 @@ import os
 import platform
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,20 @@ class BenchError(Exception):
 # --- the throw-away database --------------------------------------------------------------------------------------
 
 
+def unique_suffix() -> str:
+    """Eight random hex digits: two people benchmarking on one server never share (and drop) a database."""
+    return uuid.uuid4().hex[:8]
+
+
 def bench_database_name(postgres_name: str, sqlite_file: str) -> str:
-    """The throw-away database's name: ``postgres_name`` on PostgreSQL, ``sqlite_file`` under ``VAR_DIR`` on SQLite."""
+    """The throw-away database's name, unique to this run: ``<postgres_name>_<suffix>`` on PostgreSQL,
+    ``<sqlite_file stem>-<suffix>.sqlite3`` under ``VAR_DIR`` on SQLite."""
+    suffix = unique_suffix()
     if connection.vendor == "sqlite":
-        return str(settings.VAR_DIR / sqlite_file)
+        file = Path(sqlite_file)
+        return str(settings.VAR_DIR / f"{file.stem}-{suffix}{file.suffix}")
     if connection.vendor == "postgresql":
-        return postgres_name
+        return f"{postgres_name}_{suffix}"
     raise BenchError(f"unsupported database vendor {connection.vendor!r}")
 
 
@@ -71,8 +80,9 @@ def throwaway_sink() -> Iterator[None]:
 @contextlib.contextmanager
 def throwaway_database(postgres_name: str, sqlite_file: str) -> Iterator[str]:
     """Create and migrate a throw-away database next to the configured one, as the test runner does, and switch
-    the default connection to it, with a throw-away checkpoint sink; yield its name. It is dropped on the way out,
-    even when the run fails."""
+    the default connection to it, with a throw-away checkpoint sink; yield its name (``postgres_name`` or
+    ``sqlite_file`` with a random suffix, see ``bench_database_name``). It is dropped on the way out, even when the
+    run fails."""
     with throwaway_sink():
         yield from _throwaway_database(postgres_name, sqlite_file)
 
@@ -80,18 +90,19 @@ def throwaway_database(postgres_name: str, sqlite_file: str) -> Iterator[str]:
 def _throwaway_database(postgres_name: str, sqlite_file: str) -> Iterator[str]:
     bench_name = bench_database_name(postgres_name, sqlite_file)
     vendor = connection.vendor
+    configured_name = connection.settings_dict["NAME"]
     connection.settings_dict.setdefault("TEST", {})["NAME"] = bench_name
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    old_name: str | None = None
     try:
-        old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
         if connection.settings_dict["NAME"] != bench_name:
             raise BenchError(f"expected to be on {bench_name!r}, but on {connection.settings_dict['NAME']!r}")
         yield bench_name
     finally:
         connections.close_all()
-        if old_name is not None:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+        # Once created, the connection is switched to it: dropped also when migrating it failed.
+        if connection.settings_dict["NAME"] == bench_name:
+            connection.creation.destroy_test_db(configured_name, verbosity=0)
         if vendor == "sqlite":
             remove_sqlite_leftovers(bench_name)
 

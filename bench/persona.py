@@ -1,8 +1,8 @@
 """Benchmark of conversations with a persona through the real HTTP API: turns per second and time per turn.
 
 Run as ``python -m bench.persona`` (``make bench-persona``). Like ``bench.audit`` it never touches the dev or test
-data: it creates and migrates a throw-away database next to the configured one (``bench_persona`` on PostgreSQL,
-``var/bench-persona.sqlite3`` on SQLite) and drops it at the end.
+data: it creates and migrates a throw-away database next to the configured one (``bench_persona_<random>`` on
+PostgreSQL, ``var/bench-persona-<random>.sqlite3`` on SQLite) and drops it at the end.
 
 Setup, with the services, as people would do it: an Editor, two Approvers and a client (no role: an API client only
 needs a token). The Editor drafts the style guide (the demo's ``brand-voice``) and a persona whose one flow has five
