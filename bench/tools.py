@@ -11,6 +11,9 @@ model, tool, ..., model (the answer). Each of those steps is followed by one ins
 ``agents.models.DemoAlert``. So a bare task has the runs' number of steps (``2 * calls + 1``), the model stub and
 the tool, and one committed row per step; what it lacks is the orchestration: leases, step rows, the conversation
 rebuilt from the database, grants, schemas, guardrails, budgets, the audit trail, the tool's thread and timeout.
+
+``first_messages``, ``model_turn`` and ``tool_turn`` are that loop's steps, shared by the bare task and by the
+peers (``bench/peers/``), so that every contender does the same work for its model and its tool.
 """
 
 import json
@@ -53,6 +56,33 @@ def expected_answer(calls: int) -> str:
     return f"Called the no-op tool {calls} times; the last said {calls}."
 
 
+def first_messages(run_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation as the runtime starts it: the instructions, then the run's input."""
+    return [
+        {"role": "system", "content": INSTRUCTIONS},
+        {"role": "user", "content": json.dumps(run_input, ensure_ascii=False)},
+    ]
+
+
+def model_turn(messages: list[dict[str, Any]], entries: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+    """One call of the scripted model: its message, and its tool calls as plain data (id, name, arguments)."""
+    completion = _provider.complete(model=MODEL, messages=messages, tools=TOOL_SCHEMA, timeout=60.0, script=entries)
+    calls = [{"id": call.id, "name": call.name, "arguments": call.arguments} for call in completion.tool_calls]
+    return completion.message, calls
+
+
+def tool_turn(call: dict[str, Any]) -> dict[str, Any]:
+    """One call of the no-op tool: the tool message the model reads next."""
+    result = noop(**(call["arguments"] or {}))
+    return {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)}
+
+
+def check_answer(message: dict[str, Any], calls: int) -> None:
+    """The model's last message is the script's answer."""
+    if message.get("content") != expected_answer(calls):
+        raise RuntimeError(f"the scripted model answered {message.get('content')!r}")
+
+
 def _insert(channel: str, index: int, step: int, started: str) -> None:
     with transaction.atomic():
         DemoAlert.objects.create(channel=channel, message=f"{index} {step} {started}")
@@ -67,22 +97,17 @@ def bare_steps_task(channel: str, index: int, calls: int, run_input: dict[str, A
     """
     started = timezone.now().isoformat()
     entries = script(calls)
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": INSTRUCTIONS},
-        {"role": "user", "content": json.dumps(run_input, ensure_ascii=False)},
-    ]
+    messages = first_messages(run_input)
     step = 0
     while True:
-        completion = _provider.complete(model=MODEL, messages=messages, tools=TOOL_SCHEMA, timeout=60.0, script=entries)
-        messages.append(completion.message)
+        message, tool_calls = model_turn(messages, entries)
+        messages.append(message)
         step += 1
         _insert(channel, index, step, started)
-        if not completion.tool_calls:
-            if completion.text != expected_answer(calls):
-                raise RuntimeError(f"the scripted model answered {completion.text!r}")
+        if not tool_calls:
+            check_answer(message, calls)
             return
-        for call in completion.tool_calls:
-            result = noop(**(call.arguments or {}))
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+        for call in tool_calls:
+            messages.append(tool_turn(call))
             step += 1
             _insert(channel, index, step, started)
