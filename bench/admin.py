@@ -129,17 +129,39 @@ def bulk_load(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
 
 
 ACTIONS = {  # namespace: (share of events, actions)
-    "agent": (0.55, ["agent.run.started", "agent.run.succeeded", "agent.run.failed", "agent.tool.called",
-                     "agent.approval.requested", "agent.approval.decided"]),
-    "persona": (0.25, ["persona.conversation.started", "persona.message.sent", "persona.conversation.closed",
-                       "persona.conversation.escalated"]),
+    "agent": (
+        0.55,
+        [
+            "agent.run.started",
+            "agent.run.succeeded",
+            "agent.run.failed",
+            "agent.tool.called",
+            "agent.approval.requested",
+            "agent.approval.decided",
+        ],
+    ),
+    "persona": (
+        0.25,
+        [
+            "persona.conversation.started",
+            "persona.message.sent",
+            "persona.conversation.closed",
+            "persona.conversation.escalated",
+        ],
+    ),
     "auth": (0.08, ["auth.login", "auth.logout", "auth.login_failed", "auth.token.issued"]),
     "governance": (0.06, ["governance.version.submitted", "governance.review.decided", "governance.release.created"]),
     "admin": (0.04, ["admin.object.added", "admin.object.changed"]),
     "audit": (0.02, ["audit.chain.verified", "audit.checkpoint.written"]),
-}  # fmt: skip
-ACTOR_OF = {"agent": "agent_run", "persona": "system", "auth": "user", "governance": "user", "admin": "user",
-            "audit": "system"}  # fmt: skip
+}
+ACTOR_OF = {
+    "agent": "agent_run",
+    "persona": "system",
+    "auth": "user",
+    "governance": "user",
+    "admin": "user",
+    "audit": "system",
+}
 FILTERED_NAMESPACE, FILTERED_ACTOR_TYPE = "governance", "user"
 
 
@@ -195,8 +217,9 @@ def prepare_cast() -> Cast:
 
     def governed(kind: str, slug: str) -> tuple[GovernedObject, Version]:
         obj = GovernedObject.objects.create(kind=kind, slug=slug, name=slug.replace("-", " ").title())
-        version = Version.objects.create(object=obj, number=1, name=obj.name, spec={}, checksum="0" * 64,
-                                         author=superuser, status="approved")  # fmt: skip
+        version = Version.objects.create(
+            object=obj, number=1, name=obj.name, spec={}, checksum="0" * 64, author=superuser, status="approved"
+        )
         return obj, version
 
     agents = [governed("agent", f"bench-agent-{i}") for i in range(5)]
@@ -216,13 +239,23 @@ def run_rows(cast: Cast, count: int, start: dt.datetime, span: dt.timedelta, ids
         run_id = uuid.uuid4()
         ids.append(run_id)
         yield {
-            "id": run_id, "agent": agent.pk, "version": version.pk, "label": "production",
-            "requested_by": rng.choice(cast.users).pk, "correlation_id": uuid.uuid4(),
-            "status": rng.choice(RUN_STATUSES), "input": {"question": f"where is order {index}"},
-            "result": {"answer": "shipped"}, "steps_used": 3, "tokens_used": 900, "cost_used": "0.0042",
-            "created_at": created, "started_at": created, "finished_at": created + dt.timedelta(seconds=2),
+            "id": run_id,
+            "agent": agent.pk,
+            "version": version.pk,
+            "label": "production",
+            "requested_by": rng.choice(cast.users).pk,
+            "correlation_id": uuid.uuid4(),
+            "status": rng.choice(RUN_STATUSES),
+            "input": {"question": f"where is order {index}"},
+            "result": {"answer": "shipped"},
+            "steps_used": 3,
+            "tokens_used": 900,
+            "cost_used": "0.0042",
+            "created_at": created,
+            "started_at": created,
+            "finished_at": created + dt.timedelta(seconds=2),
             "updated_at": created + dt.timedelta(seconds=2),
-        }  # fmt: skip
+        }
 
 
 def step_rows(run_ids: list[uuid.UUID], start: dt.datetime, span: dt.timedelta) -> Iterator[dict[str, Any]]:
@@ -233,11 +266,18 @@ def step_rows(run_ids: list[uuid.UUID], start: dt.datetime, span: dt.timedelta) 
         for seq in range(1, rng.randint(1, 5) + 1):
             kind = StepKind.LLM_CALL if seq % 2 else StepKind.TOOL_CALL
             yield {
-                "run": run_id, "seq": seq, "kind": kind, "status": StepStatus.SUCCEEDED,
+                "run": run_id,
+                "seq": seq,
+                "kind": kind,
+                "status": StepStatus.SUCCEEDED,
                 "arguments": {"order": index} if kind == StepKind.TOOL_CALL else None,
-                "result": {"ok": True}, "detail": {"tool_name": "lookup"} if kind == StepKind.TOOL_CALL else {},
-                "tokens": 300, "cost": "0.0014", "started_at": began, "finished_at": began + dt.timedelta(seconds=0.5),
-            }  # fmt: skip
+                "result": {"ok": True},
+                "detail": {"tool_name": "lookup"} if kind == StepKind.TOOL_CALL else {},
+                "tokens": 300,
+                "cost": "0.0014",
+                "started_at": began,
+                "finished_at": began + dt.timedelta(seconds=0.5),
+            }
 
 
 def conversation_rows(
@@ -252,10 +292,16 @@ def conversation_rows(
         ids.append(conversation_id)
         status = ConversationStatus.CLOSED if rng.random() < 0.9 else ConversationStatus.ACTIVE
         yield {
-            "id": conversation_id, "persona": persona.pk, "version": version.pk, "label": "production",
-            "client": rng.choice(cast.users).pk, "status": status, "created_at": created, "updated_at": created,
+            "id": conversation_id,
+            "persona": persona.pk,
+            "version": version.pk,
+            "label": "production",
+            "client": rng.choice(cast.users).pk,
+            "status": status,
+            "created_at": created,
+            "updated_at": created,
             "closed_at": created + dt.timedelta(minutes=5) if status == ConversationStatus.CLOSED else None,
-        }  # fmt: skip
+        }
 
 
 def message_rows(conversation_ids: list[uuid.UUID], per: int, start: dt.datetime, span: dt.timedelta) -> Iterator[dict]:
@@ -263,10 +309,13 @@ def message_rows(conversation_ids: list[uuid.UUID], per: int, start: dt.datetime
     for index, conversation_id in enumerate(conversation_ids):
         for seq in range(1, per + 1):
             yield {
-                "conversation": conversation_id, "seq": seq, "role": "user" if seq % 2 else "persona",
-                "text": f"message {seq} of conversation {index}", "flags": [],
+                "conversation": conversation_id,
+                "seq": seq,
+                "role": "user" if seq % 2 else "persona",
+                "text": f"message {seq} of conversation {index}",
+                "flags": [],
                 "created_at": start + step * index + dt.timedelta(seconds=seq),
-            }  # fmt: skip
+            }
 
 
 @dataclass(frozen=True)
@@ -296,8 +345,9 @@ def load(plan: "Plan", cast: Cast) -> Loaded:
     messages = bulk_load(Message, message_rows(conversation_ids, plan.messages, start, span))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return Loaded(events, runs, steps, conversations, messages, time.perf_counter() - started, run_ids,
-                  conversation_ids)  # fmt: skip
+    return Loaded(
+        events, runs, steps, conversations, messages, time.perf_counter() - started, run_ids, conversation_ids
+    )
 
 
 # --- the pages ----------------------------------------------------------------------------------------------------
@@ -397,9 +447,15 @@ def time_export(client: Client, events: int) -> tuple[float, int, int, float]:
 
 
 def report(
-    database: str, bench_name: str, plan: "Plan", loaded: Loaded, timings: list[Timing],
-    export: tuple[float, int, int, float] | None, load: tuple[float, float], total: float,
-) -> bool:  # fmt: skip
+    database: str,
+    bench_name: str,
+    plan: "Plan",
+    loaded: Loaded,
+    timings: list[Timing],
+    export: tuple[float, int, int, float] | None,
+    load: tuple[float, float],
+    total: float,
+) -> bool:
     """Print the figures; whether every list and detail page met the target."""
     print_heading("Console benchmark", database, bench_name)
     print(
@@ -495,8 +551,13 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
         requests=pick(args.requests, 30, 10),
         export=bool(args.export),
     )
-    for name, value in (("--events", plan.events), ("--runs", plan.runs), ("--conversations", plan.conversations),
-                        ("--messages", plan.messages), ("--requests", plan.requests)):  # fmt: skip
+    for name, value in (
+        ("--events", plan.events),
+        ("--runs", plan.runs),
+        ("--conversations", plan.conversations),
+        ("--messages", plan.messages),
+        ("--requests", plan.requests),
+    ):
         if value < 1:
             parser.error(f"{name} must be at least 1")
     return plan
@@ -514,8 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with throwaway_database(POSTGRES_BENCH_DATABASE, SQLITE_BENCH_FILE) as bench_name:
         database = database_description()
         cast = prepare_cast()
-        print(f"Loading {plan.events:,} audit events, {plan.runs:,} runs, {plan.conversations:,} conversations ...",
-              flush=True)  # fmt: skip
+        print(
+            f"Loading {plan.events:,} audit events, {plan.runs:,} runs, {plan.conversations:,} conversations ...",
+            flush=True,
+        )
         loaded = load(plan, cast)
         client = Client(HTTP_HOST=HOST)
         client.force_login(cast.superuser)

@@ -235,8 +235,9 @@ def converse(api: Api, number: int) -> str:
         raise _mismatch("the greeting", greeting[0][1], f"a text naming {PERSONA_NAME}", started)
     conversation = started["id"]
     for step in script(number):
-        turn = api.call(step.kind, "POST", f"/api/conversations/{conversation}/messages/", {"text": step.text},
-                        expect=201)  # fmt: skip
+        turn = api.call(
+            step.kind, "POST", f"/api/conversations/{conversation}/messages/", {"text": step.text}, expect=201
+        )
         if turn["status"] != step.status:
             raise _mismatch(f"the status after {step.kind}", turn["status"], step.status, turn)
         if (turn["message"]["role"], turn["message"]["text"]) != ("user", step.text):
@@ -349,10 +350,13 @@ def run_clients(name: str, port: int, token: str, works: list[Work]) -> Phase:
     barrier = context.Barrier(len(works) + 1)
     results: Queue[ClientOutcome] = context.Queue()
     processes = [
-        context.Process(target=client_main, args=(port, token, client, work, barrier, results),
-                        name=f"bench-persona-client-{client}")
+        context.Process(
+            target=client_main,
+            args=(port, token, client, work, barrier, results),
+            name=f"bench-persona-client-{client}",
+        )
         for client, work in enumerate(works)
-    ]  # fmt: skip
+    ]
     for process in processes:
         process.start()
     with contextlib.suppress(threading.BrokenBarrierError):  # a client failed to connect: it reports why below
@@ -412,15 +416,10 @@ class Server:
         self.port = free_port()
         self.access_log = logs / "access.log"
         self.error_log = logs / "gunicorn.log"
-        command = [
-            sys.executable, "-m", "gunicorn", "config.wsgi",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(WORKERS), "--threads", str(THREADS),
-            "--graceful-timeout", "5",
-            "--access-logfile", str(self.access_log),
-            "--access-logformat", ACCESS_LOG_FORMAT,
-            "--error-logfile", "-",
-        ]  # fmt: skip
+        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--workers", str(WORKERS), "--threads", str(THREADS), "--graceful-timeout", "5"]
+        command += ["--access-logfile", str(self.access_log), "--access-logformat", ACCESS_LOG_FORMAT]
+        command += ["--error-logfile", "-"]
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -703,8 +702,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             base: Phase | None = None
             first = 10**6
             for clients in plan.clients:
-                phase = run_clients(f"{clients} client(s)", server.port, token,
-                                    conversation_works(clients, plan.conversations, first))  # fmt: skip
+                phase = run_clients(
+                    f"{clients} client(s)", server.port, token, conversation_works(clients, plan.conversations, first)
+                )
                 first += plan.conversations
                 phases.append(phase)
                 if clients == 1:

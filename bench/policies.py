@@ -73,10 +73,19 @@ def best(call: Callable[[], object], number: int) -> float:
 
 def main() -> None:
     policies = [
-        PolicyRef(slug=f"p{n:02}", version=1, spec={"checkpoint": "action", "condition": f"{condition} && false",
-                                                    "effect": "escalate", "severity": "high", "order": n})
+        PolicyRef(
+            slug=f"p{n:02}",
+            version=1,
+            spec={
+                "checkpoint": "action",
+                "condition": f"{condition} && false",
+                "effect": "escalate",
+                "severity": "high",
+                "order": n,
+            },
+        )
         for n, condition in enumerate(CONDITIONS * 2)
-    ]  # fmt: skip
+    ]
     assert evaluate("action", ACTION, policies).effect == "allow"  # compiles and caches every condition
     single = compile_condition(CONDITIONS[0])
     one = best(lambda: single.evaluate(ACTION), 200)
