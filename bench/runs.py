@@ -219,12 +219,12 @@ def print_ratios(contenders: list[Contender], steps: int) -> dict[str, list[floa
     return found
 
 
-def print_targets(found: dict[str, list[float]]) -> None:
+def print_targets(found: dict[str, list[float]], skipped: str) -> None:
     print()
     print(f"Targets (issue 12), PostgreSQL{target_scope('the targets are for PostgreSQL')}")
     for peer, target in TARGET_RATIOS:
         if peer not in found:
-            print(f"  runs/s >= {target:.1f} x {peer}: not measured (not among --peers)")
+            print(f"  runs/s >= {target:.1f} x {peer}: not measured ({skipped or 'not among --peers'})")
             continue
         met = statistics.median(found[peer]) >= target
         print(f"  runs/s >= {target:.1f} x {peer}: {spread(found[peer])} x   {verdict(met)}")
@@ -269,7 +269,7 @@ def report(setup: "Setup", contenders: list[Contender], rounds: list[tuple[list[
         "writes in pipelines, where the client cannot tell transactions apart: n/a. DBOS's background threads share "
         "its database: its server figure may include theirs, its client figure is the workflow's thread alone.)"
     )
-    print_targets(print_ratios(contenders, steps))
+    print_targets(print_ratios(contenders, steps), "" if setup.server else f"no peers on {connection.vendor}")
     print_total(total)
 
 
