@@ -220,7 +220,8 @@ def _cancel(*, actor: Actor, who: str, run: Run, reason: str) -> Run:
     run.cancel_requested = True
     run.save(update_fields=["cancel_requested"])
     with audit_context(actor=actor, correlation_id=run.correlation_id):
-        runtime._finish(run, RunStatus.CANCELLED, error=f"Cancelled by {who}" + (f": {reason}" if reason else "."))
+        error = f"Cancelled by {who}" + (f": {reason}" if reason else ".")
+        runtime.end_now(run, RunStatus.CANCELLED, runtime.run_actor(run), error=error)
     return run
 
 
@@ -260,7 +261,7 @@ def approval_decide(
         raise Conflict("What you reviewed is not what is pending: reload it and decide again.", code="stale_digest",
                        fields={"digest": ["Does not match the item's current digest."]})  # fmt: skip
     assert step.tool is not None
-    ctx = runtime.context(step.run)
+    ctx = runtime.context_of(step.run)
     pinned = ctx.tools.get(step.tool.name)
     if pinned is None:
         raise Conflict(f"The agent version pins no version of {step.tool.name}.", code="not_editable")
@@ -269,16 +270,10 @@ def approval_decide(
     except tools.ToolFailure as failure:
         raise DomainError("The edited arguments are not valid.", fields={"arguments": [str(failure)]}) from None
     grant = ctx.grants.get(step.tool.name, {})
-    facts = {"args": arguments, "input": step.run.input, "tool": step.tool.name, "risk": pinned.risk,
-             "agent": step.run.agent.slug}  # fmt: skip
-    for constraint in grant.get("constraints") or []:
-        try:
-            holds = compile_condition(constraint).evaluate(facts)
-        except (ConditionError, ConditionRuntimeError) as error:
-            holds, constraint = False, f"{constraint} ({error})"
-        if not holds:
-            raise DomainError("The edited arguments break the grant's constraints.",
-                              fields={"arguments": [f"The constraint {constraint!r} does not hold."]})  # fmt: skip
+    problem = runtime.constraint_problem(grant, runtime.call_facts(step.run, pinned, arguments))
+    if problem:
+        fields = {"arguments": [problem[0].upper() + problem[1:] + "."]}
+        raise DomainError("The edited arguments break the grant's constraints.", fields=fields)
     if item.status == ReviewStatus.PENDING and item.requested_by_id != actor.pk:
         before = item.payload.get("arguments")
         item.payload = {**item.payload, "arguments": arguments}
@@ -324,8 +319,8 @@ def _resume(run: Run) -> None:
         now = timezone.now()
         if run.parked_at is not None:
             run.waited_seconds += (now - run.parked_at).total_seconds()
-        run.status, run.parked_at, run.updated_at = RunStatus.QUEUED, None, now
-        run.save(update_fields=["status", "parked_at", "waited_seconds", "updated_at"])
+        run.parked_at = None
+        run.save(update_fields=["parked_at", "waited_seconds", *runtime.change(run, RunStatus.QUEUED)])
         _enqueue(run)
 
 
@@ -363,7 +358,7 @@ def _settle_overrun(item: ReviewItem, approved: bool, why: str) -> None:
                  details={"budget": budget, "why": why, "review": item.pk})  # fmt: skip
     with audit_context(actor=Actor.system("approvals"), correlation_id=run.correlation_id):
         status = RunStatus.TIMED_OUT if budget == "wall_seconds" else RunStatus.FAILED
-        runtime._finish(run, status, error=f"Budget: {step.detail['reason']}; {why}.")
+        runtime.end_now(run, status, runtime.run_actor(run), error=f"Budget: {step.detail['reason']}; {why}.")
 
 
 _SETTLE: dict[str, Callable[[ReviewItem, bool, str], None]] = {
@@ -473,7 +468,7 @@ def compensate(run_id: Any, actor_id: int) -> None:
             failure = f"{step.tool.name} has no compensation: it is not reversible"
         else:
             tool = Tool.objects.filter(name=compensation["tool"], available=True).first()
-            facts = {"args": step.arguments or {}, "result": step.result}
+            facts = runtime.compensation_facts(step)
             try:
                 arguments = {
                     name: compile_condition(expr).value(facts) for name, expr in compensation["arguments"].items()
@@ -484,7 +479,7 @@ def compensate(run_id: Any, actor_id: int) -> None:
             except (ConditionError, ConditionRuntimeError, tools.ToolFailure) as error:
                 failure = f"compensating {step.tool.name} failed: {error}"
         with transaction.atomic(), audit_context(actor=audit_actor(actor), correlation_id=run.correlation_id):
-            undo = runtime._add_step(run, StepKind.TOOL_CALL, StepStatus.FAILED if failure else StepStatus.SUCCEEDED,
+            undo = runtime.append_step(run, StepKind.TOOL_CALL, StepStatus.FAILED if failure else StepStatus.SUCCEEDED,
                                      tool=tool, arguments=arguments, result=result, error=failure, compensates=step,
                                      detail={"tool_name": tool.name if tool else "", "compensation": True})  # fmt: skip
             if failure:

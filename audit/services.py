@@ -1,10 +1,13 @@
 """Every write to the audit trail goes through these functions."""
 
+import contextlib
 import datetime as dt
 import functools
+import json
 import logging
 import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,50 +68,56 @@ def _sqlite_time(value: str | dt.datetime | None, default: dt.datetime) -> dt.da
     return naive.replace(tzinfo=dt.UTC)
 
 
-def _append_in_python(values: dict[str, Any], details: dict[str, Any]) -> _Appended:
+def _append_in_python(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[_Appended]:
     """SQLite: every transaction begins ``IMMEDIATE`` (settings), holding the database's single write
     lock, so reading the chain's end and appending cannot interleave with another writer."""
     with connection.cursor() as cursor:
         cursor.execute(_SQLITE_CHAIN_END)
         last_sequence, last_hash, checkpoint_sequence, checkpoint_at, first_at = cursor.fetchone()
-    values["sequence"] = (last_sequence or 0) + 1
-    values["created_at"] = now = timezone.now()
-    values["prev_hash"] = last_hash or integrity.GENESIS_HASH
-    values["hash"] = integrity.event_hash(values)
-    event = AuditEvent.objects.create(details=details, **values)
-    if checkpoint_sequence is None:
-        return _Appended(event, 0, _sqlite_time(first_at, now))
-    return _Appended(event, checkpoint_sequence, _sqlite_time(checkpoint_at, now))
+    appended = []
+    for values, details in entries:
+        values["sequence"] = last_sequence = (last_sequence or 0) + 1
+        values["created_at"] = now = timezone.now()
+        values["prev_hash"] = last_hash or integrity.GENESIS_HASH
+        values["hash"] = last_hash = integrity.event_hash(values)
+        first_at = first_at or now
+        seen_at = checkpoint_at if checkpoint_sequence is not None else first_at
+        event = AuditEvent(details=details, **values)
+        appended.append(_Appended(event, checkpoint_sequence or 0, _sqlite_time(seen_at, now)))
+    AuditEvent.objects.bulk_create([entry.event for entry in appended])
+    return appended
 
 
-def _append_in_postgresql(values: dict[str, Any], details: dict[str, Any]) -> _Appended:
-    """One call to ``audit_append`` (migration 0004): lock, read the end and the newest checkpoint, hash and
-    insert in one round trip."""
+def _append_in_postgresql(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[_Appended]:
+    """One call to ``audit_append_many`` (migrations 0004 and 0005): under the chain's lock, each event's end of
+    the chain and newest checkpoint read, hashed and inserted, every event in one round trip."""
+    arguments = [
+        [
+            *integrity.canonical_parts(values),
+            *(values[name] for name in _POSTGRESQL_COLUMNS[:7]),
+            integrity.canonical_json(details),
+            values["details_digest"],
+            str(values["correlation_id"]),
+            values["seal"],
+        ]
+        for values, details in entries
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                *integrity.canonical_parts(values),
-                values["actor_type"],
-                values["actor_id"],
-                values["actor_label"],
-                values["action"],
-                values["target_type"],
-                values["target_id"],
-                values["target_label"],
-                integrity.canonical_json(details),
-                values["details_digest"],
-                values["correlation_id"],
-                values["seal"],
-            ],
+        cursor.execute("SELECT * FROM audit_append_many(%s::jsonb)", [json.dumps(arguments, ensure_ascii=False)])
+        rows = cursor.fetchall()
+    appended = []
+    for (values, details), row in zip(entries, rows, strict=True):
+        sequence, created_at, prev_hash, chain_hash, checkpoint_sequence, checkpoint_at = row
+        event = AuditEvent(
+            sequence=sequence, created_at=created_at, prev_hash=prev_hash, hash=chain_hash, details=details, **values
         )
-        sequence, created_at, prev_hash, chain_hash, checkpoint_sequence, checkpoint_at = cursor.fetchone()
-    event = AuditEvent(
-        sequence=sequence, created_at=created_at, prev_hash=prev_hash, hash=chain_hash, details=details, **values
-    )
-    event._state.adding = False
-    event._state.db = connection.alias
-    return _Appended(event, checkpoint_sequence, checkpoint_at)
+        event._state.adding = False
+        event._state.db = connection.alias
+        appended.append(_Appended(event, checkpoint_sequence, checkpoint_at))
+    return appended
+
+
+_POSTGRESQL_COLUMNS = ("actor_type", "actor_id", "actor_label", "action", "target_type", "target_id", "target_label")
 
 
 def _checkpoint_is_due(appended: _Appended) -> bool:
@@ -120,6 +129,75 @@ def _checkpoint_is_due(appended: _Appended) -> bool:
     return (event.created_at - appended.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_INTERVAL
 
 
+@dataclass(frozen=True)
+class _Queued:
+    """An event ``audit_record`` was asked for while an ``AuditBatch`` collects: its target is read as the batch
+    is appended (a step inserted in the meantime has its id by then)."""
+
+    actor: Actor
+    action: str
+    target: "models.Model | Target | None"
+    details: dict[str, Any]
+    correlation_id: uuid.UUID
+
+
+_collecting: ContextVar["list[_Queued] | None"] = ContextVar("steward_audit_batch", default=None)
+
+
+class AuditBatch:
+    """Events recorded while ``collecting()`` are queued here instead of appended, and ``append()`` appends them
+    all, in order, in one call (on PostgreSQL one statement), inside the caller's transaction. For code that
+    decides before it writes (the agent runtime): what it records belongs to the transaction that writes the rest.
+    An event of the batch is appended only if ``append()`` is called; its ``audit_record`` returns it unsaved."""
+
+    def __init__(self) -> None:
+        self.queued: list[_Queued] = []
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        token = _collecting.set(self.queued)
+        try:
+            yield
+        finally:
+            _collecting.reset(token)
+
+    def append(self) -> list[AuditEvent]:
+        """Append the queued events (they stay queued: the caller clears them once its transaction committed, so
+        that a transaction that failed can be tried again)."""
+        entries = [_entry(q.actor, q.action, q.target, q.details, q.correlation_id) for q in self.queued]
+        return _append(entries) if entries else []
+
+
+def _entry(
+    actor: Actor, action: str, target: "models.Model | Target | None", details: dict[str, Any], cid: uuid.UUID
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An event's columns (sealed) and its details, as the append stores them."""
+    subject = Target.of(target)
+    values: dict[str, Any] = {
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_label": actor.label[:200],
+        "action": action,
+        "target_type": subject.type,
+        "target_id": str(subject.id)[:64],
+        "target_label": subject.label[:200],
+        "details_digest": integrity.details_digest(details),
+        "correlation_id": cid,
+    }
+    values["seal"] = _sealer()(integrity.seal_text(values))
+    return values, details
+
+
+def _append(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[AuditEvent]:
+    """Append the events in order, signing a checkpoint after the last when one is due."""
+    with transaction.atomic(savepoint=False):
+        append = _append_in_postgresql if connection.vendor == "postgresql" else _append_in_python
+        appended = append(entries)
+        if _checkpoint_is_due(appended[-1]):
+            _checkpoint_sign(sequence=appended[-1].event.sequence, chain_hash=appended[-1].event.hash)
+    return [entry.event for entry in appended]
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -128,7 +206,8 @@ def audit_record(
     details: dict[str, Any] | None = None,
     correlation_id: uuid.UUID | None = None,
 ) -> AuditEvent:
-    """Append one event to the trail, inside the caller's transaction.
+    """Append one event to the trail, inside the caller's transaction (or queue it in the ``AuditBatch`` that is
+    collecting, which appends it with the others).
 
     ``action`` is namespaced (``persona.version.released``). ``details`` must never hold secrets. The
     chain stays locked until the caller's transaction ends (an advisory lock on PostgreSQL, the write
@@ -139,26 +218,14 @@ def audit_record(
     """
     if "." not in action:
         raise ValueError(f"audit action {action!r} must be namespaced, like 'agent.run.started'")
-    subject = Target.of(target)
     clean_details = integrity.normalise_details(details)
-    values: dict[str, Any] = {
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "actor_label": actor.label[:200],
-        "action": action,
-        "target_type": subject.type,
-        "target_id": str(subject.id)[:64],
-        "target_label": subject.label[:200],
-        "details_digest": integrity.details_digest(clean_details),
-        "correlation_id": correlation_id or current_correlation_id(),
-    }
-    values["seal"] = _sealer()(integrity.seal_text(values))
-    with transaction.atomic(savepoint=False):
-        append = _append_in_postgresql if connection.vendor == "postgresql" else _append_in_python
-        appended = append(values, clean_details)
-        if _checkpoint_is_due(appended):
-            _checkpoint_sign(sequence=appended.event.sequence, chain_hash=appended.event.hash)
-    return appended.event
+    cid = correlation_id or current_correlation_id()
+    batch = _collecting.get()
+    if batch is not None:
+        batch.append(_Queued(actor, action, target, clean_details, cid))
+        return AuditEvent(action=action, details=clean_details, correlation_id=cid)
+    [event] = _append([_entry(actor, action, target, clean_details, cid)])
+    return event
 
 
 @transaction.atomic

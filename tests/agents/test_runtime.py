@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import providers, runtime, services
+from agents.runtime import conversation, lease, model_call, session
 from agents.models import DemoAlert, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
 from audit.context import Actor
 from audit.models import AuditEvent
@@ -95,6 +96,12 @@ def events(run: Run, action: str) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(correlation_id=run.correlation_id, action=action).order_by("sequence"))
 
 
+def said(run: Run) -> list[dict[str, Any]]:
+    """The messages the model is given next, made of the run's committed steps."""
+    spec = runtime.context_of(run).spec
+    return conversation.messages(spec, run.input, run.steps.order_by("seq"))
+
+
 def assert_denied_and_told(run: Run, reason: str) -> Step:
     """The run's only tool call was denied for ``reason``, not executed, and the model was told why."""
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -103,7 +110,7 @@ def assert_denied_and_told(run: Run, reason: str) -> Step:
     assert reason in step.error
     assert step.result is None
     tool_message = {"role": "tool", "tool_call_id": step.call_id, "content": json.dumps({"error": step.error})}
-    assert tool_message in runtime.conversation(run, runtime.context(run))
+    assert tool_message in said(run)
     assert run.result == {"answer": f"told: {step.error}"}
     [denied] = events(run, "agent.tool.denied")
     assert denied.details == {"tool": step.detail["tool_name"], "reason": step.error}
@@ -490,9 +497,9 @@ def test_a_run_remembers_the_latest_runs_of_its_requester_newest_first(
     assert events(last, "agent.memory.recalled")[0].details == {
         "scope": "requester", "runs": [entry["run"] for entry in recalled.detail["runs"]],
     }  # fmt: skip
-    remembered = runtime.conversation(last, runtime.context(last))[1]
+    remembered = said(last)[1]
     assert remembered["role"] == "system"
-    assert remembered["content"].startswith(runtime.REMEMBERED)
+    assert remembered["content"].startswith(conversation.REMEMBERED)
     assert "sugar: 2 remembered" in remembered["content"]
 
     # Another requester's run remembers nothing of these.
@@ -809,16 +816,16 @@ def test_planning_that_fails_after_a_tool_call_keeps_its_result_and_the_run_resu
     unit_agent("shaky", [{"call": "unit.note", "arguments": {"message": "'first'"}},
                          {"call": "unit.note", "arguments": {"message": "'second'"}}, {"answer": "noted"}])  # fmt: skip
     run = start_run(django_capture_on_commit_callbacks, operator, "shaky", {})
-    planned = runtime._model_call
+    planned = model_call.next_call
     calls = []
 
-    def failing_after_the_first(run: Run, ctx: runtime.Context) -> Any:
-        calls.append(run.pk)
+    def failing_after_the_first(held: session.Session) -> Any:
+        calls.append(held.run.pk)
         if len(calls) == 2:  # planning the model call after the first note was recorded
             raise RuntimeError("planning broke")
-        return planned(run, ctx)
+        return planned(held)
 
-    monkeypatch.setattr(runtime, "_model_call", failing_after_the_first)
+    monkeypatch.setattr(model_call, "next_call", failing_after_the_first)
     with pytest.raises(RuntimeError, match="planning broke"):
         runtime.advance(run.pk, "worker-a")
     [first] = tool_steps(run)
@@ -846,15 +853,18 @@ def test_a_held_lease_keeps_other_workers_out_until_it_expires(
 ) -> None:
     unit_agent("leased", [{"answer": "hi"}])
     run = start_run(django_capture_on_commit_callbacks, operator, "leased", {})
-    assert runtime.claim(run.pk, "worker-a")
-    assert not runtime.claim(run.pk, "worker-b")
+    assert lease.claim(run.pk, "worker-a")
+    held = session.Session.load(run.pk, "worker-a")
+    assert not lease.claim(run.pk, "worker-b")
     runtime.advance(run.pk, "worker-b")
     run.refresh_from_db()
     assert (run.status, run.lease_owner, run.steps.count()) == (RunStatus.RUNNING, "worker-a", 0)
 
     Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
-    assert runtime.claim(run.pk, "worker-b")
-    assert runtime.plan(run.pk, "worker-a").kind == "stop"  # worker-a lost its lease: it must not write
+    assert lease.claim(run.pk, "worker-b")
+    held.error_step("worker-a goes on as if it still held the lease")
+    with pytest.raises(session.LeaseLost):  # worker-a lost its lease: nothing of its step is written
+        held.commit()
     assert run.steps.count() == 0
     runtime.advance(run.pk, "worker-b")
     run.refresh_from_db()
@@ -872,9 +882,9 @@ def test_a_run_picked_up_too_often_without_progress_is_dead_lettered(
     unit_agent("cursed", [{"answer": "hi"}])
     run = start_run(django_capture_on_commit_callbacks, operator, "cursed", {})
     for owner in ("worker-a", "worker-b"):  # each dies holding the lease, before committing a step
-        assert runtime.claim(run.pk, owner)
+        assert lease.claim(run.pk, owner)
         Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
-    assert not runtime.claim(run.pk, "worker-c")
+    runtime.advance(run.pk, "worker-c")
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.error == "The run was picked up too often without progress (dead letter)."
@@ -907,7 +917,7 @@ def test_cancelling_a_running_run_stops_it_at_the_next_step(
 ) -> None:
     unit_agent("busy", [{"answer": "hi"}])
     run = start_run(django_capture_on_commit_callbacks, operator, "busy", {})
-    assert runtime.claim(run.pk, OWNER)
+    assert lease.claim(run.pk, OWNER)
     services.run_cancel(actor=operator, run=run)
     run.refresh_from_db()
     assert (run.status, run.cancel_requested) == (RunStatus.RUNNING, True)

@@ -1,0 +1,128 @@
+"""A run's lease: who may advance it, for how long, and how it is kept alive during a slow call.
+
+``claim`` takes the lease with one guarded UPDATE, committed at once (the claim counts even if the worker dies
+right after): 0 rows means someone else holds it or the run is not runnable. Every commit of a step renews it
+(``Session.commit``), and ``Heartbeat`` renews it while a model or tool call runs outside any transaction, so a
+slow call is not taken for a dead worker; a killed worker stops renewing and its lease expires, after which the
+sweeper sends the run to another worker. A run claimed more than ``AGENTS_MAX_DELIVERIES`` times without a step
+committed in between is a dead letter.
+"""
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from agents.models import Run, RunStatus
+from agents.runtime.transitions import change, sources
+from audit.services import audit_record
+
+if TYPE_CHECKING:
+    from agents.runtime.session import Session
+
+logger = logging.getLogger("steward.runtime")
+
+
+def claim(run_id: Any, owner: str) -> bool:
+    """Take the run's lease if it is free, expired, or already ``owner``'s."""
+    now = timezone.now()
+    claimed = (
+        Run.objects.filter(pk=run_id, status__in=sources(RunStatus.RUNNING))
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner))
+        .update(
+            status=RunStatus.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS),
+            deliveries=F("deliveries") + 1,
+            started_at=Coalesce(F("started_at"), now),
+            updated_at=now,
+        )
+    )
+    return bool(claimed)
+
+
+def dead_letter(deliveries: int) -> str:
+    """Why a run claimed ``deliveries`` times is a dead letter, or "" when it is not."""
+    if deliveries <= settings.AGENTS_MAX_DELIVERIES:
+        return ""
+    return f"picked up {deliveries - 1} times without progress: dead letter"
+
+
+class Heartbeat:
+    """Keeps renewing the lease while a call runs outside any transaction.
+
+    One thread for a whole ``advance()``, started at its first call (not one a call): it wakes every third of a
+    lease (at least every second) and renews the lease when a call is under way. A call waits, as it ends, for a
+    renewal under way, so that none overlaps the transaction that records the call."""
+
+    def __init__(self, run_id: Any, owner: str) -> None:
+        self.run_id, self.owner = run_id, owner
+        self.lock = threading.Lock()  # held to renew, and to start or end a call
+        self.calling = False
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def during_call(self) -> Iterator[None]:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._beat, daemon=True, name="lease-heartbeat")
+            self.thread.start()
+        with self.lock:
+            self.calling = True
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.calling = False
+
+    def _beat(self) -> None:
+        lease = settings.AGENTS_LEASE_SECONDS
+        try:
+            while not self.stop.wait(max(1.0, lease / 3)):
+                with self.lock:
+                    if self.calling:
+                        self._renew(lease)
+        finally:
+            connections.close_all()
+
+    def _renew(self, lease: float) -> None:
+        """Renew the lease; a database error is tried again at the next beat, on a fresh connection."""
+        try:
+            Run.objects.filter(pk=self.run_id, lease_owner=self.owner).update(
+                lease_expires_at=timezone.now() + dt.timedelta(seconds=lease)
+            )
+        except DatabaseError:
+            logger.warning("run %s: renewing the lease failed; trying again at the next beat", self.run_id)
+            connections.close_all()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def hand_back(session: "Session") -> None:
+    """Let the lease go and queue the run for the next worker (a warm shutdown, between two steps)."""
+    run, owner = session.run, session.owner
+    with transaction.atomic():
+        fields = {name: getattr(run, name) for name in change(run, RunStatus.QUEUED)}
+        if not Run.objects.filter(pk=run.pk, lease_owner=owner, status=RunStatus.RUNNING).update(**fields):
+            return
+        details = {"reason": "the worker is shutting down", "worker": owner}
+        audit_record(
+            actor=session.actor,
+            action="agent.run.handed_back",
+            target=run,
+            details=details,
+            correlation_id=run.correlation_id,
+        )
+        transaction.on_commit(lambda: current_app.send_task("agents.tasks.run_advance_task", args=[str(run.pk)]))
