@@ -16,6 +16,7 @@ something that is not JSON gives a ``ToolFailure`` with the reason.
 
 import inspect
 import json
+import queue
 import threading
 import types
 from collections.abc import Callable, Mapping
@@ -145,9 +146,22 @@ class ToolFailure(Exception):
     """A tool call that did not succeed: bad arguments, an error in the tool, a timeout, a result that is not JSON."""
 
 
+_validators: dict[int, tuple[dict[str, Any], jsonschema.Draft202012Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    """The validator of ``schema``, made once per schema object (kept with it, so its id cannot be another's)."""
+    entry = _validators.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_validators) >= 1000:
+            _validators.clear()
+        entry = _validators[id(schema)] = (schema, jsonschema.Draft202012Validator(schema))
+    return entry[1]
+
+
 def validate_arguments(schema: dict[str, Any], arguments: Any) -> None:
     """``ToolFailure`` naming every problem when ``arguments`` do not satisfy the tool's schema."""
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(arguments), key=lambda e: list(e.path))
+    errors = sorted(_validator(schema).iter_errors(arguments), key=lambda e: list(e.path))
     if errors:
         problems = "; ".join(
             (".".join(str(part) for part in error.path) + ": " if error.path else "") + error.message
@@ -156,10 +170,38 @@ def validate_arguments(schema: dict[str, Any], arguments: Any) -> None:
         raise ToolFailure(f"invalid arguments: {problems}")
 
 
+class _CallThreads:
+    """Daemon threads that run tool calls, each reused once its call ended (starting a thread costs more than a
+    quick call); a new one is started when none is idle, so a call that never ends holds up no other."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self.lock:
+            if self.idle:
+                self.idle -= 1
+            else:
+                threading.Thread(target=self._serve, daemon=True, name="tool-call").start()
+        self.jobs.put(job)
+
+    def _serve(self) -> None:
+        while True:
+            self.jobs.get()()
+            with self.lock:
+                self.idle += 1
+
+
+_threads = _CallThreads()
+
+
 def call_with_timeout(function: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> Any:
     """Run ``function(**arguments)`` in a helper thread; ``ToolFailure`` on an error, a timeout or a result that
     is not JSON. A timed-out call is abandoned (its thread is a daemon), never awaited."""
     outcome: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
@@ -168,11 +210,10 @@ def call_with_timeout(function: Callable[..., Any], arguments: dict[str, Any], t
             outcome["error"] = error
         finally:
             connections.close_all()  # the thread's own database connections, if the tool opened any
+            done.set()
 
-    thread = threading.Thread(target=target, daemon=True, name="tool-call")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
+    _threads.submit(target)
+    if not done.wait(timeout):
         raise ToolFailure(f"timed out after {timeout:g} s")
     if "error" in outcome:
         error = outcome["error"]

@@ -43,12 +43,20 @@ class Target:
 
 @dataclass(frozen=True)
 class _Appended:
-    """An appended event and the newest checkpoint the append saw (sequence 0 and the first event's time when
-    there is none yet): what decides whether the append also writes a checkpoint."""
+    """An appended event (its columns, ``sequence``, ``created_at`` and hashes included, and its details) and the
+    newest checkpoint the append saw (sequence 0 and the first event's time when there is none yet): what decides
+    whether the append also writes a checkpoint."""
 
-    event: AuditEvent
+    values: dict[str, Any]
+    details: dict[str, Any]
     checkpoint_sequence: int
     checkpoint_at: dt.datetime
+
+    def event(self) -> AuditEvent:
+        event = AuditEvent(details=self.details, **self.values)
+        event._state.adding = False
+        event._state.db = connection.alias
+        return event
 
 
 # The chain's end, the newest checkpoint and (for a trail without one) the first event's time, in one statement.
@@ -82,9 +90,8 @@ def _append_in_python(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> l
         values["hash"] = last_hash = integrity.event_hash(values)
         first_at = first_at or now
         seen_at = checkpoint_at if checkpoint_sequence is not None else first_at
-        event = AuditEvent(details=details, **values)
-        appended.append(_Appended(event, checkpoint_sequence or 0, _sqlite_time(seen_at, now)))
-    AuditEvent.objects.bulk_create([entry.event for entry in appended])
+        appended.append(_Appended(values, details, checkpoint_sequence or 0, _sqlite_time(seen_at, now)))
+    AuditEvent.objects.bulk_create([AuditEvent(details=entry.details, **entry.values) for entry in appended])
     return appended
 
 
@@ -108,12 +115,8 @@ def _append_in_postgresql(entries: list[tuple[dict[str, Any], dict[str, Any]]]) 
     appended = []
     for (values, details), row in zip(entries, rows, strict=True):
         sequence, created_at, prev_hash, chain_hash, checkpoint_sequence, checkpoint_at = row
-        event = AuditEvent(
-            sequence=sequence, created_at=created_at, prev_hash=prev_hash, hash=chain_hash, details=details, **values
-        )
-        event._state.adding = False
-        event._state.db = connection.alias
-        appended.append(_Appended(event, checkpoint_sequence, checkpoint_at))
+        stored = {**values, "sequence": sequence, "created_at": created_at, "prev_hash": prev_hash, "hash": chain_hash}
+        appended.append(_Appended(stored, details, checkpoint_sequence, checkpoint_at))
     return appended
 
 
@@ -123,10 +126,10 @@ _POSTGRESQL_COLUMNS = ("actor_type", "actor_id", "actor_label", "action", "targe
 def _checkpoint_is_due(appended: _Appended) -> bool:
     """Every ``AUDIT_CHECKPOINT_EVERY_EVENTS`` events, and at the first append ``AUDIT_CHECKPOINT_INTERVAL``
     seconds after the newest checkpoint (beat covers a trail nobody appends to)."""
-    event = appended.event
-    if event.sequence - appended.checkpoint_sequence >= settings.AUDIT_CHECKPOINT_EVERY_EVENTS:
+    sequence, created_at = appended.values["sequence"], appended.values["created_at"]
+    if sequence - appended.checkpoint_sequence >= settings.AUDIT_CHECKPOINT_EVERY_EVENTS:
         return True
-    return (event.created_at - appended.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_INTERVAL
+    return (created_at - appended.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -161,11 +164,12 @@ class AuditBatch:
         finally:
             _collecting.reset(token)
 
-    def append(self) -> list[AuditEvent]:
+    def append(self) -> None:
         """Append the queued events (they stay queued: the caller clears them once its transaction committed, so
         that a transaction that failed can be tried again)."""
         entries = [_entry(q.actor, q.action, q.target, q.details, q.correlation_id) for q in self.queued]
-        return _append(entries) if entries else []
+        if entries:
+            _append(entries)
 
 
 def _entry(
@@ -188,14 +192,15 @@ def _entry(
     return values, details
 
 
-def _append(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[AuditEvent]:
+def _append(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[_Appended]:
     """Append the events in order, signing a checkpoint after the last when one is due."""
     with transaction.atomic(savepoint=False):
         append = _append_in_postgresql if connection.vendor == "postgresql" else _append_in_python
         appended = append(entries)
+        last = appended[-1].values
         if _checkpoint_is_due(appended[-1]):
-            _checkpoint_sign(sequence=appended[-1].event.sequence, chain_hash=appended[-1].event.hash)
-    return [entry.event for entry in appended]
+            _checkpoint_sign(sequence=last["sequence"], chain_hash=last["hash"])
+    return appended
 
 
 def audit_record(
@@ -206,8 +211,8 @@ def audit_record(
     details: dict[str, Any] | None = None,
     correlation_id: uuid.UUID | None = None,
 ) -> AuditEvent:
-    """Append one event to the trail, inside the caller's transaction (or queue it in the ``AuditBatch`` that is
-    collecting, which appends it with the others).
+    """Append one event to the trail, inside the caller's transaction; or, while an ``AuditBatch`` is collecting,
+    queue it there (the event returned is not saved yet: the batch appends it with the others).
 
     ``action`` is namespaced (``persona.version.released``). ``details`` must never hold secrets. The
     chain stays locked until the caller's transaction ends (an advisory lock on PostgreSQL, the write
@@ -224,8 +229,8 @@ def audit_record(
     if batch is not None:
         batch.append(_Queued(actor, action, target, clean_details, cid))
         return AuditEvent(action=action, details=clean_details, correlation_id=cid)
-    [event] = _append([_entry(actor, action, target, clean_details, cid)])
-    return event
+    [appended] = _append([_entry(actor, action, target, clean_details, cid)])
+    return appended.event()
 
 
 @transaction.atomic

@@ -37,7 +37,9 @@ def guardrail_check(
 ) -> policies.Decision:
     """Evaluate at a checkpoint and record what matters: a condition that failed (the decision is then
     deny, fail safe) and any decision other than allow. Call it inside the caller's transaction."""
-    decision = policies.evaluate(checkpoint, with_detector_facts(facts), policy_refs)
+    # The detectors read the text only when a policy is there to see what they found.
+    applies = any(ref.spec.get("checkpoint") == checkpoint for ref in policy_refs)
+    decision = policies.evaluate(checkpoint, with_detector_facts(facts) if applies else facts, policy_refs)
     if decision.errors:
         audit_record(
             actor=actor,

@@ -121,12 +121,12 @@ class Session:
 
     @classmethod
     def load(cls, run_id: Any, owner: str) -> "Session":
-        """The run as its lease holder keeps it: the run, its steps and its granted tools, in one transaction."""
-        with transaction.atomic():
-            run = Run.objects.select_related("agent").get(pk=run_id)
-            ctx = context_of(run)
-            steps = list(run.steps.select_related("tool").order_by("seq"))
-            tools = {tool.name: tool for tool in Tool.objects.filter(name__in=list(ctx.grants), available=True)}
+        """The run as its lease holder keeps it: the run, its steps and its granted tools. No transaction is needed
+        to read them together: only the lease holder writes a running run's steps."""
+        run = Run.objects.select_related("agent").get(pk=run_id)
+        ctx = context_of(run)
+        steps = list(run.steps.select_related("tool").order_by("seq"))
+        tools = {tool.name: tool for tool in Tool.objects.filter(name__in=list(ctx.grants), available=True)}
         return cls(run=run, owner=owner, ctx=ctx, steps=steps, tools=tools, actor=run_actor(run))
 
     # --- changing it --------------------------------------------------------------------------------------------
