@@ -25,7 +25,8 @@ from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind,
 from agents.spec import input_errors
 from audit.context import Actor, audit_context
 from audit.services import audit_record
-from config.errors import Conflict, DomainError, NotAllowed, NotFound
+from config import enqueue
+from config.errors import BrokerUnavailable, Conflict, DomainError, NotAllowed, NotFound
 from governance import selectors
 from governance import services as governance_services
 from governance.guardrails import POLICY_KIND
@@ -49,9 +50,11 @@ STEP_SUBJECT = Step._meta.label_lower
 
 
 def _enqueue(run: Run) -> None:
+    """Advance the run once the transaction commits. With the broker down the run stays queued, committed, and the
+    sweeper (``runs_sweep``) dispatches it once it has waited a lease."""
     from agents.tasks import run_advance_task
 
-    transaction.on_commit(lambda: run_advance_task.delay(str(run.pk)))
+    enqueue.enqueue_after_commit(run_advance_task, str(run.pk), later="the runs sweeper")
 
 
 # --- tools --------------------------------------------------------------------------------------------------------
@@ -408,10 +411,29 @@ def run_compensate(*, actor: User, run: Run, reason: str) -> Run:
         raise Conflict("This run changed nothing: there is nothing to undo.", code="nothing_to_undo")
     audit_record(actor=audit_actor(actor), action="agent.run.compensation_requested", target=run,
                  correlation_id=run.correlation_id, details={"reason": reason})  # fmt: skip
+    transaction.on_commit(lambda: _compensation_enqueue(run, actor))
+    return run
+
+
+def _compensation_enqueue(run: Run, actor: User) -> None:
+    """Send the compensation to a worker. No sweeper would find a request the broker never got, so a broker that is
+    down refuses it (503): nothing is undone, the trail says so, and asking again once the broker is back works."""
     from agents.tasks import run_compensate_task
 
-    transaction.on_commit(lambda: run_compensate_task.delay(str(run.pk), actor.pk))
-    return run
+    try:
+        enqueue.send(run_compensate_task, str(run.pk), actor.pk)
+    except BrokerUnavailable as error:
+        with transaction.atomic():
+            audit_record(
+                actor=audit_actor(actor),
+                action="agent.run.compensation_not_queued",
+                target=run,
+                correlation_id=run.correlation_id,
+                details={"error": error.message},
+            )
+        raise BrokerUnavailable(
+            "Nothing was undone: the task queue cannot be reached. Ask again in a moment."
+        ) from error
 
 
 def _write_steps(run: Run) -> list[Step]:

@@ -37,3 +37,10 @@ class Conflict(DomainError):
 
     status_code = 409
     default_code = "conflict"
+
+
+class BrokerUnavailable(DomainError):
+    """The task queue's broker cannot be reached, and the request needs it now: nothing was done, ask again later."""
+
+    status_code = 503
+    default_code = "broker_unavailable"

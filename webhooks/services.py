@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +27,7 @@ from django.utils import timezone
 from agents import http_tools
 from audit.context import Actor, current_actor, current_correlation_id
 from audit.services import Target, audit_record
+from config import enqueue
 from config.errors import Conflict, DomainError, NotAllowed
 from governance.services import audit_actor
 from webhooks.models import URL_MAX_LENGTH, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -182,9 +182,11 @@ def endpoint_delete(*, actor: User, endpoint: WebhookEndpoint) -> None:
 
 
 def _enqueue(delivery_id: uuid.UUID) -> None:
+    """Attempt the delivery once the transaction commits; with the broker down, ``deliveries_sweep`` sends it once
+    it is overdue."""
     from webhooks.tasks import webhook_deliver_task
 
-    transaction.on_commit(partial(webhook_deliver_task.delay, str(delivery_id)))
+    enqueue.enqueue_after_commit(webhook_deliver_task, str(delivery_id), later="the deliveries sweeper")
 
 
 def delivery_enqueue(

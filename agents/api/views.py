@@ -5,7 +5,7 @@ import uuid
 
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from agents import services, tool_versions
 from agents.api import serializers as s
 from agents.models import Run, Tool
+from config.api_schema import ErrorSerializer
 from config.errors import NotFound
 from config.lookups import object_or_404
 from config.permissions import has_perms
@@ -35,6 +36,9 @@ class AgentViewSet(GovernedViewSet):
         return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 
+BROKER_DOWN = OpenApiResponse(
+    ErrorSerializer, description="The task queue cannot be reached (broker_unavailable): nothing was undone; ask again."
+)
 LABEL = OpenApiParameter("label", str, description="Show the version released under this label (production).")
 
 
@@ -125,7 +129,7 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data = validated(s.ReasonSerializer, request)
         return self._detail(services.run_cancel(actor=request_user(request), run=self._run(pk), **data))
 
-    @extend_schema(request=s.CompensateSerializer, responses={202: s.RunDetailSerializer})
+    @extend_schema(request=s.CompensateSerializer, responses={202: s.RunDetailSerializer, 503: BROKER_DOWN})
     @action(detail=True, methods=["post"])
     def compensate(self, request: Request, pk: str) -> Response:
         """Undo the run's write steps, newest first, through each tool's compensation (Operators)."""
