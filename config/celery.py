@@ -6,6 +6,8 @@ from typing import Any
 from celery import Celery, signals
 from django.db import close_old_connections
 
+from config import heartbeats
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("steward")
@@ -21,3 +23,10 @@ def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:
     caller's own connection and transaction."""
     if not getattr(getattr(sender, "request", None), "is_eager", False):
         close_old_connections()
+
+
+# Workers are heard from while they are up and connected to the broker (``config.heartbeats``; beat is, through its
+# scheduler): when ready, on each of Celery's own event heartbeats, and no more once stopped.
+signals.worker_ready.connect(heartbeats.on_worker_ready)
+signals.heartbeat_sent.connect(heartbeats.on_heartbeat_sent)
+signals.worker_shutdown.connect(heartbeats.on_worker_shutdown)

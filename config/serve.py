@@ -8,6 +8,7 @@ stays readable: gunicorn's access log goes to ``var/access.log``, the embedded R
 back to the terminal, and the access log with it.
 """
 
+import json
 import os
 import socket
 import sys
@@ -71,14 +72,22 @@ def wait_until_ready(
 
 
 def web_answers(port: str) -> Callable[[], bool]:
-    """``/readyz`` answers 200: the web server is up and reaches the database and Redis."""
+    """``/readyz`` answers: the web server is up and reaches the database and Redis (whether a worker is heard from
+    yet is the worker's check)."""
 
     def check() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                return bool(response.status == 200)
-        except (OSError, urllib.error.URLError):  # refused while gunicorn starts, 503 while Redis is down
+                body = response.read()
+        except urllib.error.HTTPError as error:  # 503: something is down, the body says what
+            body = error.read()
+        except OSError:  # refused while gunicorn starts
             return False
+        try:
+            checks = json.loads(body)["checks"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return bool(checks.get("database") == "ok" and checks.get("redis") == "ok")
 
     return check
 

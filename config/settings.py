@@ -242,7 +242,18 @@ CELERY_TASK_IGNORE_RESULT = True
 # kept as for requests instead, by CONN_MAX_AGE with health checks (``config.celery``).
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "steward")
+# A worker keeps trying to reach the broker for as long as it is down, however often it goes away: at start, after a
+# lost connection (Celery gives up after 100 attempts by default, and the worker exits), and on channel errors too.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CHANNEL_ERROR_RETRY = True
+# Workers and beat are heard from (``config.heartbeats``): a process not heard from for HEARTBEAT_WINDOW_SECONDS is
+# dead, and /readyz says so. Workers send a heartbeat every 2 s; beat's scheduler records one on every tick, and
+# ticks often enough to be heard from several times within the window.
+HEARTBEAT_WINDOW_SECONDS = env_int("HEARTBEAT_WINDOW_SECONDS", 30, minimum=10)
+CELERY_BEAT_SCHEDULER = "config.heartbeats:Scheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = max(1, HEARTBEAT_WINDOW_SECONDS // 6)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE = {

@@ -1,5 +1,5 @@
-"""The dashboard above the console's app list (the admin index): what needs a person, what ran, whether the audit
-trail holds, and the metrics of the last 30 days.
+"""The dashboard above the console's app list (the admin index): whether the workers and beat are up, what needs a
+person, what ran, whether the audit trail holds, and the metrics of the last 30 days.
 
 Each panel is shown only to those who may read what it shows, and its links only to those who may follow them:
 a Viewer sees the review queue without decide links, and only Auditors (and Admins) see the audit chain.
@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
+from config import health
 from console import selectors
 from console.api import METRICS_PERMISSIONS, MetricsSerializer
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
@@ -55,6 +56,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     assert isinstance(user, User)  # the admin lets only signed-in staff reach its index
     now = timezone.now()
     context: dict[str, Any] = {"now": now, "review": None, "runs": None, "chain": None, "metrics": None}
+    context["processes"] = health.processes(redis_status=health.redis_status())
     if user.has_perm("governance.view_reviewitem"):
         queue = selectors.review_queue(now=now, limit=REVIEW_ROWS)
         changelist = reverse("admin:governance_reviewitem_changelist")

@@ -186,6 +186,14 @@ class Worker(CeleryProcess):
                 raise RuntimeError(f"the Celery worker did not start:\n{self.log()[-3000:]}")
 
 
+class Beat(CeleryProcess):
+    """``celery beat`` with a schedule file in ``directory``."""
+
+    def __init__(self, server: RedisServer, directory: Path, *, extra_env: dict[str, str] | None = None) -> None:
+        argv = ["beat", "--schedule", str(directory / "celerybeat-schedule")]
+        super().__init__(server, directory / "beat.log", argv, extra_env or {})
+
+
 @contextlib.contextmanager
 def worker_on(server: RedisServer, django_settings: Any, **options: Any) -> Iterator[Worker]:
     """A started ``Worker`` on ``server``, with this process publishing to its queue there; stopped afterwards."""
@@ -196,3 +204,14 @@ def worker_on(server: RedisServer, django_settings: Any, **options: Any) -> Iter
             yield worker
         finally:
             worker.stop()
+
+
+@contextlib.contextmanager
+def beat_on(server: RedisServer, directory: Path, **options: Any) -> Iterator[Beat]:
+    """A started ``Beat`` on ``server``; stopped afterwards."""
+    beat = Beat(server, directory, **options)
+    beat.spawn()
+    try:
+        yield beat
+    finally:
+        beat.stop()

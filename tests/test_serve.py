@@ -20,6 +20,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from config import serve
+from tests.brokers import redis_server
 from tests.support import child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,16 @@ def test_the_web_check_asks_readyz(live_server: Any) -> None:
         unused.bind(("127.0.0.1", 0))
         free = str(unused.getsockname()[1])
     assert not serve.web_answers(free)()
+
+
+def test_the_web_is_up_while_no_worker_is_heard_from_yet_but_not_without_redis(
+    live_server: Any, settings: Any, tmp_path: Path
+) -> None:
+    port = live_server.url.rsplit(":", 1)[1]
+    with redis_server(tmp_path / "redis") as server:
+        settings.REDIS_URL = server.url  # a Redis no worker has written to: /readyz is 503 for want of one
+        assert serve.web_answers(port)()
+    assert not serve.web_answers(port)()  # that Redis is gone
 
 
 # --- the banner and the processes -------------------------------------------------------------------------------

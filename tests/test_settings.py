@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from config import celery_app
 from config import settings as steward_settings
 
 
@@ -66,3 +67,10 @@ def test_bad_environment_stops_the_process_with_the_variable_named(name: str, va
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_a_worker_retries_the_broker_for_as_long_as_it_is_down() -> None:
+    conf = celery_app.conf
+    assert (conf.broker_connection_retry_on_startup, conf.broker_connection_retry) == (True, True)
+    assert conf.broker_connection_max_retries is None  # Celery's default, 100 attempts, then the worker exits
+    assert conf.broker_channel_error_retry is True

@@ -1,11 +1,13 @@
 """What a broker outage does to runs: a run committed while the broker is down is answered 202 and dispatched by
 the sweeper once the broker is back; an approval decided meanwhile resumes the run the same way; a compensation
-asked for meanwhile is refused (503, nothing undone, nothing lost) in the API's one error shape.
+asked for meanwhile is refused (503, nothing undone, nothing lost) in the API's one error shape. A worker outlives
+broker restarts, is heard from again after each (``/readyz``) and finishes runs.
 
 Each test has a Redis of its own (``tests/brokers.py``) that it stops and starts, and a real worker on it.
 """
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db.models import F
+from django.test import Client
 from rest_framework.test import APIClient
 
 from agents.models import Run, RunStatus
@@ -131,3 +134,36 @@ def test_a_compensation_asked_for_while_the_broker_is_down_is_refused_in_the_one
     assert accepted.status_code == 202, accepted.content
     wait_for(lambda: Run.objects.get(pk=done["id"]).status == RunStatus.ROLLED_BACK, message="the compensation")
     assert lines(path) == ["put a", "unput a"]
+
+
+def heard_from(client: Client, worker: Worker) -> bool:
+    return any(heard["name"] == worker.name and heard["alive"] for heard in client.get("/readyz").json()["workers"])
+
+
+def test_a_worker_outlives_three_broker_restarts_is_heard_from_again_and_finishes_a_run(
+    broker: tuple[RedisServer, Worker],
+    agent: AgentFactory,
+    operator: User,
+    api_as: Clients,
+    client: Client,
+    tmp_path: Path,
+) -> None:
+    server, worker = broker
+    agent("quick", spec(APPEND, [{"tool": "test.append"}]))
+    for restart in range(1, 4):
+        server.stop()
+        time.sleep(0.5)  # down long enough for the worker to find out
+        server.start()  # with nothing in it: the heartbeats of before are gone
+        wait_for(
+            lambda: heard_from(client, worker), message=f"the worker after restart {restart}\n{worker.log()[-3000:]}"
+        )
+        assert worker.alive()
+    assert worker.log().count("Connection to broker lost") >= 3, worker.log()[-3000:]
+
+    operating = api_as(operator)
+    started = operating.post(
+        "/api/agents/quick/runs/", {"input": line_input(tmp_path / "out.txt", "after")}, format="json"
+    )
+    run = at_rest(operating, started.json()["id"])
+    assert run["status"] == "succeeded", (run, worker.log()[-3000:])
+    assert lines(tmp_path / "out.txt") == ["after"]
