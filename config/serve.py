@@ -1,6 +1,7 @@
 """``make run``'s last step: start the web server, a Celery worker, Celery beat and, on the embedded
 default, Redis; once every one of them answers, print where to go and how to sign in; Ctrl-C stops every
-process started here.
+process started here. A process that dies is started again (``config.supervisor``), so that one process dying
+does not take the platform down.
 
 Run as ``python -m config.serve``. A Redis already answering on the embedded socket is reused. The terminal
 stays readable: gunicorn's access log goes to ``var/access.log``, the embedded Redis logs to
@@ -10,6 +11,7 @@ back to the terminal, and the access log with it.
 
 import json
 import os
+import shlex
 import socket
 import sys
 import threading
@@ -19,9 +21,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from honcho.manager import Manager
-
 from config.celery import app as celery_app
+from config.supervisor import Supervisor
 
 # How long the processes may take to answer before the banner says which of them has not.
 READY_TIMEOUT_SECONDS = 120.0
@@ -40,15 +41,15 @@ def log_level() -> str:
 
 def commands(*, port: str, var_dir: Path, level: str, bin_dir: str, worker: str) -> dict[str, str]:
     """The web server, the worker (named ``worker``, so that readiness asks it and no other) and beat, each a shell
-    command for honcho."""
+    command for the supervisor."""
     verbose = level in {"DEBUG", "INFO"}
     access_log = "-" if verbose else str(var_dir / "access.log")
     celery = f"{bin_dir}/celery -A config" + ("" if verbose else " --quiet")  # quiet: no start-up banners
-    return {
-        "web": f"{bin_dir}/gunicorn config.wsgi --bind 127.0.0.1:{port} --workers 2 --threads 4 "
+    return {  # exec'd by the shell the supervisor starts them in: each one's pid is its own
+        "web": f"exec {bin_dir}/gunicorn config.wsgi --bind 127.0.0.1:{port} --workers 2 --threads 4 "
         f"--access-logfile {access_log} --log-level {level.lower()} --graceful-timeout 5",
-        "worker": f"{celery} worker --loglevel {level} --concurrency 2 -n {worker}",
-        "beat": f"{celery} beat --loglevel {level} --schedule {var_dir / 'celerybeat-schedule'}",
+        "worker": f"exec {celery} worker --loglevel {level} --concurrency 2 -n {worker}",
+        "beat": f"exec {celery} beat --loglevel {level} --schedule {var_dir / 'celerybeat-schedule'}",
     }
 
 
@@ -192,15 +193,15 @@ def main() -> int:
     from config import embedded_redis
 
     port = os.environ.get("PORT", "8000")
-    manager = Manager()
+    supervisor = Supervisor()
     if settings.REDIS_EMBEDDED and not embedded_redis.is_running(settings.REDIS_SOCKET):
         redis = [*embedded_redis.command(settings.REDIS_SOCKET), "--logfile", str(settings.VAR_DIR / "redis.log")]
-        manager.add_process("redis", " ".join(redis))
+        supervisor.add_process("redis", f"exec {shlex.join(redis)}")
     bin_dir, worker = os.path.dirname(sys.executable), f"steward-{os.getpid()}@{socket.gethostname()}"
     for name, command in commands(
         port=port, var_dir=settings.VAR_DIR, level=level, bin_dir=bin_dir, worker=worker
     ).items():
-        manager.add_process(name, command)
+        supervisor.add_process(name, command)
     checks = [
         ("web", web_answers(port)),
         ("worker", worker_answers(worker)),
@@ -211,11 +212,11 @@ def main() -> int:
     sys.stdout.write("\n  Steward is starting; where to go and how to sign in follow once it answers.\n\n")
     sys.stdout.flush()
     try:
-        manager.loop()
+        supervisor.loop()
     finally:
         stop.set()
     # Ctrl-C (130) or SIGTERM (143) is how the platform is meant to stop: not a failure.
-    return 0 if manager.returncode in (None, 130, 143) else manager.returncode
+    return 0 if supervisor.returncode in (None, 130, 143) else supervisor.returncode
 
 
 if __name__ == "__main__":

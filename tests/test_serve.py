@@ -1,6 +1,7 @@
 """``make run``'s last step (``config.serve``): it waits until the web server, the worker and beat answer, then
 prints where to go and how to sign in, and keeps the processes' routine logs off the terminal."""
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
@@ -19,9 +22,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from config import serve
+from config import serve, supervisor
 from tests.brokers import redis_server
-from tests.support import child_environment
+from tests.support import child_environment, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,6 +167,61 @@ def test_the_log_level_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         serve.log_level()
 
 
+# --- the supervisor ----------------------------------------------------------------------------------------------
+
+
+def test_restarts_wait_longer_after_each_quick_failure_up_to_a_limit() -> None:
+    policy = supervisor.RestartPolicy(first_delay=1, max_delay=30)
+    assert [policy.delay(failures) for failures in range(8)] == [1, 1, 2, 4, 8, 16, 30, 30]
+
+
+def supervise(policy: supervisor.RestartPolicy, processes: dict[str, str]) -> tuple[int | None, str, float]:
+    """Run a supervisor of ``processes`` to its end, in a thread (the test keeps its own signal handlers), as long as
+    15 s at most; what it returned, printed, and how long it ran."""
+    output = StringIO()
+    supervised = supervisor.Supervisor(policy=policy, output=output)
+    for name, command in processes.items():
+        supervised.add_process(name, command)
+    result: list[int | None] = []
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: result.append(supervised.loop(handle_signals=False)), daemon=True)
+    thread.start()
+    thread.join(timeout=15)
+    if thread.is_alive():
+        supervised.stop(1)
+        thread.join(timeout=10)
+        pytest.fail(f"the supervisor did not end:\n{output.getvalue()}")
+    return result[0], output.getvalue(), time.monotonic() - started
+
+
+def test_a_process_that_keeps_failing_is_restarted_with_a_backoff_then_given_up_on_and_everything_stops() -> None:
+    policy = supervisor.RestartPolicy(first_delay=0.1, quick_seconds=10, give_up_after=3)
+    returncode, printed, took = supervise(policy, {"flaky": "echo trying; exit 3", "steady": "sleep 60"})
+    assert returncode == 1
+    assert printed.count("flaky  | trying") == 3
+    restarts = re.findall(
+        r"flaky stopped \(rc=3\) after 0 s: starting it again in ([0-9.]+) s \(restart (\d)\)", printed
+    )
+    assert restarts == [("0.1", "1"), ("0.2", "2")]
+    assert "flaky stopped (rc=3) 3 times in a row within 10 s of starting: not starting it again. Stopping" in printed
+    assert re.search(r"sending SIGTERM to steady \(pid \d+\)", printed)
+    assert "steady stopped (rc=-15)" in printed
+    assert took < 5
+
+
+def test_a_process_that_ran_a_while_before_it_died_starts_its_count_afresh(tmp_path: Path) -> None:
+    count = tmp_path / "count"
+    # Runs 1 and 2 fail at once, run 3 after a while, runs 4 to 6 at once again.
+    command = f"n=$(cat {count} 2>/dev/null || echo 0); echo $((n+1)) > {count}; [ $n -eq 2 ] && sleep 1.2; exit 1"
+    policy = supervisor.RestartPolicy(first_delay=0.1, quick_seconds=1, give_up_after=3)
+    returncode, printed, _ = supervise(policy, {"flaky": command})
+    assert returncode == 1
+    delays = re.findall(r"flaky stopped \(rc=1\) after \d s: starting it again in ([0-9.]+) s", printed)
+    assert delays == ["0.1", "0.2", "0.1", "0.1", "0.2"]
+    assert "flaky stopped (rc=1) 3 times in a row" in printed
+    assert count.read_text().strip() == "6"
+
+
 # --- make run's last step, for real ---------------------------------------------------------------------------
 
 
@@ -208,5 +266,70 @@ def test_make_run_prints_the_banner_once_everything_answers(serving: tuple[subpr
     assert "GET /readyz" not in printed
     assert "GET /readyz" in (output.parent / "var" / "access.log").read_text()
     assert "[queues]" not in printed  # no start-up banners
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+
+
+def banner_printed(process: subprocess.Popen[str], output: Path) -> str:
+    deadline = time.monotonic() + 120
+    while "Press Ctrl-C" not in output.read_text():
+        assert process.poll() is None, output.read_text()
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.5)
+    return output.read_text()
+
+
+def api_call(port: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(  # the loopback address of the server under test
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
+
+
+def readyz_of(port: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.worker
+def test_a_killed_worker_is_started_again_and_the_platform_still_answers_and_runs(
+    serving: tuple[subprocess.Popen[str], Path],
+) -> None:
+    process, output = serving
+    printed = banner_printed(process, output)
+    (pid,) = re.findall(r"system \| worker started \(pid=(\d+)\)", printed)
+    port = re.search(r"Readiness: http://127.0.0.1:(\d+)/readyz", printed).group(1)  # type: ignore[union-attr]
+
+    os.kill(int(pid), signal.SIGKILL)
+
+    restarted = wait_for(
+        lambda: re.findall(r"system \| worker started \(pid=(\d+)\)", output.read_text())[1:],
+        timeout=30,
+        message=f"the worker to start again\n{output.read_text()}",
+    )
+    assert restarted != [pid]
+    log = output.read_text()
+    assert len(re.findall(r"worker stopped \(rc=-9\) after \d+ s: starting it again in 1 s \(restart 1\)", log)) == 1
+    assert process.poll() is None, log
+    token = Token.objects.get(user__username="client").key
+    run = api_call(port, token, "POST", "/api/agents/order-agent/runs/", {"input": {"order_id": "SO-12345"}})
+    finished = wait_for(
+        lambda: (found := api_call(port, token, "GET", f"/api/runs/{run['id']}/"))["status"] == "succeeded" and found,
+        timeout=60,
+        message=f"the run on the restarted worker\n{output.read_text()[-3000:]}",
+    )
+    assert finished["result"]["answer"].startswith("Order SO-12345 is")
+    status, ready = readyz_of(port)
+    assert status == 200, ready
+    name = f"steward-{process.pid}@{socket.gethostname()}"  # make run's worker (others may share a REDIS_URL)
+    assert [worker["alive"] for worker in ready["workers"] if worker["name"] == name] == [True]
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
