@@ -7,7 +7,9 @@ Anything else is a 400 in the one error shape (``config.api``), never a 500 and 
 - a number where a string is declared (or a string where a number or a boolean is) is a field error, not
   coerced (``json_type_errors``);
 - ``limit`` and ``offset`` outside their range, and a boolean filter that is neither true nor false, are field
-  errors of the query.
+  errors of the query;
+- an ``Idempotency-Key`` header that is blank, longer than ``MAX_IDEMPOTENCY_KEY`` or not printable ASCII is a
+  field error named after the header.
 """
 
 import re
@@ -24,6 +26,8 @@ from rest_framework.request import Request
 MAX_JSON_DEPTH = 64
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 200
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -138,6 +142,23 @@ def query_int(request: Request, name: str, *, default: int | None, minimum: int,
         return int(serializers.IntegerField(min_value=minimum, max_value=maximum).run_validation(raw))
     except ValidationError as error:
         raise ValidationError({name: error.detail}) from None
+
+
+def idempotency_key(request: Request) -> str:
+    """The request's ``Idempotency-Key`` header ("" without one); a 400 naming the header when it cannot be one."""
+    raw = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+    if raw is None:
+        return ""
+    key = raw.strip()
+    if not key:
+        problem = "May not be blank."
+    elif len(key) > MAX_IDEMPOTENCY_KEY:
+        problem = f"At most {MAX_IDEMPOTENCY_KEY} characters."
+    elif not (key.isascii() and key.isprintable()):
+        problem = "Printable ASCII characters only."
+    else:
+        return key
+    raise ValidationError({IDEMPOTENCY_KEY_HEADER: [problem]})
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):

@@ -103,3 +103,25 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} #{self.seq}"
+
+
+class MessageReceipt(models.Model):
+    """A user's message sent with an idempotency key, and what its turn answered: a retry with the same key and the
+    same text is answered the same, from here, and stores nothing again (``personas.receipts``)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, related_name="receipts")
+    idempotency_key = models.CharField(max_length=200)
+    # SHA-256 of the text as sent (never the text: the transcript may keep it only redacted).
+    text_digest = models.CharField(max_length=64)
+    message = models.OneToOneField(Message, on_delete=models.PROTECT, related_name="receipt")
+    last_seq = models.PositiveIntegerField(help_text="The last message of the turn: its replies end there.")
+    status = models.CharField(max_length=20, choices=ConversationStatus.choices, help_text="As the turn left it.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "idempotency_key"], name="message_idempotency_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} of {self.conversation_id}"

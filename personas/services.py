@@ -37,8 +37,9 @@ from governance.services import (
     review_item_withdraw,
 )
 from governance.signals import review_item_expired
-from personas import engine, flows, styleguide
+from personas import engine, flows, receipts, styleguide
 from personas.models import Conversation, ConversationStatus, Message, Role
+from personas.receipts import Answer
 from personas.signals import operator_replied
 
 PERSONA_KIND = "persona"
@@ -337,13 +338,17 @@ def _locked(conversation: Conversation, *, client: User | None = None) -> Conver
 
 
 @transaction.atomic
-def conversation_message(*, client: User, conversation: Conversation, text: str) -> list[Message]:
-    """The user's message and what the persona answers: the stored messages of the turn, the user's first.
+def conversation_message(*, client: User, conversation: Conversation, text: str, idempotency_key: str = "") -> Answer:
+    """The user's message and what the persona answers: the stored messages of the turn, the user's first, and the
+    status the turn left the conversation in.
 
     A closed conversation refuses messages (409). While a person has the conversation, the message is stored for
-    them and the persona stays silent.
+    them and the persona stays silent. With an ``idempotency_key`` used before in this conversation for the same
+    text, the answer is that turn's again and nothing is stored (``personas.receipts``).
     """
     conversation = _locked(conversation, client=client)
+    if idempotency_key and (answered := receipts.replay(conversation, idempotency_key, text)):
+        return answered
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict("This conversation is closed: start a new one.", code="closed")
     with audit_context(correlation_id=conversation.correlation_id):
@@ -398,9 +403,12 @@ def conversation_message(*, client: User, conversation: Conversation, text: str)
                 "flow": (turn.matched_flow or conversation.state.get("flow") or flow_before or "") if turn else "",
                 "flags": sorted({flag["kind"] for m in messages for flag in m.flags}),
                 "status": conversation.status,
+                **({"idempotency_key": idempotency_key} if idempotency_key else {}),
             },
         )
-        return messages
+        if idempotency_key:
+            receipts.record(conversation, idempotency_key, text, messages)
+        return Answer(messages, conversation.status)
 
 
 ORIGIN = "personas.conversation:"

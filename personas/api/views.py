@@ -3,17 +3,28 @@
 import uuid
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api_input import IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY, idempotency_key
 from config.errors import DomainError, NotFound
 from governance.api.views import GovernedViewSet, request_user, validated
 from personas import services
 from personas.api import serializers as s
 from personas.models import Conversation
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    IDEMPOTENCY_KEY_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description=f"At most {MAX_IDEMPOTENCY_KEY} printable ASCII characters, one per message of this conversation: "
+    "sending the same key with the same text again (a retry after a lost answer) is answered 200 with the first "
+    "answer, and nothing is stored; with another text it is refused (409, idempotency_key_reused).",
+)
+REPLAYED = OpenApiResponse(s.TurnSerializer, description="The same Idempotency-Key and text again: the first answer.")
 
 
 class PersonaViewSet(GovernedViewSet):
@@ -63,23 +74,32 @@ class ConversationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         """The transcript (as stored) and the status."""
         return self._full(self._conversation(pk))
 
-    @extend_schema(request=s.MessageInSerializer, responses={201: s.TurnSerializer})
+    @extend_schema(
+        request=s.MessageInSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: s.TurnSerializer, 200: REPLAYED},
+    )
     @action(detail=True, methods=["post"])
     def messages(self, request: Request, pk: str) -> Response:
-        """Send the user's message; the answer holds the persona's replies and the conversation's status."""
+        """Send the user's message; the answer holds the persona's replies and the conversation's status. With an
+        ``Idempotency-Key`` sent before for the same text, the first answer again (200) and nothing stored."""
         data = validated(s.MessageInSerializer, request)
+        key = idempotency_key(request)
         if not _is_uuid(pk):
             raise NotFound("There is no such conversation of yours.")
         # The service finds the conversation among the client's own, under its lock: one read, not two.
         conversation = Conversation(pk=pk)
-        user, *replies = services.conversation_message(client=request_user(request), conversation=conversation, **data)
+        answer = services.conversation_message(
+            client=request_user(request), conversation=conversation, idempotency_key=key, **data
+        )
+        user, *replies = answer.messages
         body = {
-            "conversation": user.conversation.pk,
-            "status": user.conversation.status,  # the conversation as the turn left it
+            "conversation": user.conversation_id,
+            "status": answer.status,  # the conversation as the turn left it
             "message": s.MessageSerializer(user).data,
             "replies": s.MessageSerializer(replies, many=True).data,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_200_OK if answer.replayed else status.HTTP_201_CREATED)
 
     @extend_schema(request=s.CloseSerializer, responses=s.ConversationSerializer)
     @action(detail=True, methods=["post"])

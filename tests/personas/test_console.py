@@ -104,7 +104,7 @@ def test_an_operator_answers_hands_back_and_it_is_all_audited(
         ("persona.conversation.handed_back", operator.username),
     ]
     # Back with the persona: the user is answered by it again.
-    replies = services.conversation_message(client=outsider, conversation=escalated, text="When are you open?")
+    replies = services.conversation_message(client=outsider, conversation=escalated, text="When are you open?").messages
     assert replies[-1].text == "We're open 9 to 5, Monday to Friday."
 
 

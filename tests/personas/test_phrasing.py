@@ -53,7 +53,7 @@ def test_the_model_phrases_each_text_and_is_told_the_tone(
 ) -> None:
     chat.replies = [completion("Hi there! Ask me about our opening hours."), completion("We're open from 9 till 5.")]
     conversation = services.conversation_start(client=outsider, persona="hal")
-    _, reply = services.conversation_message(client=outsider, conversation=conversation, text="hours?")
+    _, reply = services.conversation_message(client=outsider, conversation=conversation, text="hours?").messages
 
     greeting = conversation.messages.get(seq=1)
     assert greeting.text == "Hi there! Ask me about our opening hours."
@@ -81,7 +81,7 @@ def test_on_any_failure_the_scripted_text_is_sent_and_the_reason_kept(
 ) -> None:
     chat.replies = [completion("Hello!"), reply]
     conversation = services.conversation_start(client=outsider, persona="hal")
-    _, answer = services.conversation_message(client=outsider, conversation=conversation, text="hours?")
+    _, answer = services.conversation_message(client=outsider, conversation=conversation, text="hours?").messages
     assert answer.text == "We are open 9 to 5."
     (flag,) = answer.flags
     assert flag["kind"] == "phrasing.fallback"
