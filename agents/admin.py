@@ -72,9 +72,10 @@ class HttpToolForm(forms.ModelForm):
     idempotent = forms.BooleanField(required=False, initial=True)
     timeout_seconds = forms.FloatField(initial=10.0, min_value=0.1, max_value=3600)
     new_secret_headers = forms.JSONField(
-        required=False, label="secret headers",
+        required=False,
+        label="secret headers",
         help_text="A JSON object of headers stored encrypted and never shown again; empty keeps the current ones.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Tool
@@ -223,28 +224,41 @@ def render_timeline(run: Run) -> str:
             link = reverse("admin:governance_reviewitem_change", args=[step.review.pk])
             who = "; ".join(f"{d.decider_label} ({d.decider_roles}) {d.decision}d" for d in step.review.decisions.all())
             decided = format_html('<a href="{}">{}</a> {}', link, step.review.get_status_display(), who)
-        rows.append((
-            step.seq, step.get_kind_display(), step.status, step.detail.get("tool_name", ""),
-            f"{step.duration_ms} ms" if step.duration_ms is not None else "…", step.tokens or "", step.cost or "",
-            _json(step.arguments), _json(step.result) or step.error or step.detail.get("text", ""), decided,
-        ))  # fmt: skip
+        rows.append(
+            (
+                step.seq,
+                step.get_kind_display(),
+                step.status,
+                step.detail.get("tool_name", ""),
+                f"{step.duration_ms} ms" if step.duration_ms is not None else "…",
+                step.tokens or "",
+                step.cost or "",
+                _json(step.arguments),
+                _json(step.result) or step.error or step.detail.get("text", ""),
+                decided,
+            )
+        )
     if not rows:
         return "No steps yet."
     return format_html(
         '<table class="timeline"><tr><th>#</th><th>step</th><th>status</th><th>tool</th><th>took</th>'
         "<th>tokens</th><th>cost</th><th>arguments</th><th>result / error</th><th>approval</th></tr>{}</table>",
         format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>", rows,
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+            rows,
         ),
-    )  # fmt: skip
+    )
 
 
 class RunActionForm(forms.Form):
     reason = forms.CharField(
-        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
         help_text="Why: recorded in the audit trail. Required to compensate.",
-    )  # fmt: skip
+    )
 
 
 def _json(value: Any) -> str:
@@ -253,8 +267,17 @@ def _json(value: Any) -> str:
 
 @admin.register(Run)
 class RunAdmin(LargeTableAdmin, ReadOnly):
-    list_display = ("short_id", "agent", "version_number", "status", "requested_by", "steps_used", "tokens_used",
-                    "cost_used", "created_at")  # fmt: skip
+    list_display = (
+        "short_id",
+        "agent",
+        "version_number",
+        "status",
+        "requested_by",
+        "steps_used",
+        "tokens_used",
+        "cost_used",
+        "created_at",
+    )
     # A large table (LargeTableAdmin): labels from the labels table and a date filter, not a SELECT DISTINCT
     # over every row for the labels' choices, nor a date_hierarchy (which reads every row's date).
     list_filter = ("status", LabelFilter, "agent", "created_at")
@@ -262,9 +285,26 @@ class RunAdmin(LargeTableAdmin, ReadOnly):
     search_fields = ("id", "agent__slug", "requested_by__username", "idempotency_key")
     list_defer = ("input", "result", "policy_versions", "agent__draft", "version__spec", "version__checks")
     change_form_template = "admin/agents/run_change_form.html"
-    fields = ("agent", "version_number", "label", "status", "requested_by", "origin", "input_pretty", "result_pretty",
-              "error", "steps_used", "tokens_used", "cost_used", "budget_extensions", "correlation_id", "created_at",
-              "started_at", "finished_at", "timeline")  # fmt: skip
+    fields = (
+        "agent",
+        "version_number",
+        "label",
+        "status",
+        "requested_by",
+        "origin",
+        "input_pretty",
+        "result_pretty",
+        "error",
+        "steps_used",
+        "tokens_used",
+        "cost_used",
+        "budget_extensions",
+        "correlation_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "timeline",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
@@ -295,8 +335,11 @@ class RunAdmin(LargeTableAdmin, ReadOnly):
         user = request.user
         can_cancel = user.has_perm("agents.cancel_run") and run.status not in FINISHED_RUN_STATUSES
         can_compensate = user.has_perm("agents.compensate_run") and run.status in (
-            RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT,
-        )  # fmt: skip
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+            RunStatus.TIMED_OUT,
+        )
         form = RunActionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             reason = form.cleaned_data["reason"]
@@ -337,21 +380,29 @@ def _approval_details(item: ReviewItem) -> str:
     run_url = reverse("admin:agents_run_change", args=[step.run_id])
     return format_html(
         '{}<p>Run <a href="{}">{}</a>, started by {}: its timeline so far.</p>{}',
-        pinned_tool(step), run_url, str(step.run_id)[:8], step.run.requested_by.get_username(),
+        pinned_tool(step),
+        run_url,
+        str(step.run_id)[:8],
+        step.run.requested_by.get_username(),
         render_timeline(step.run),
-    )  # fmt: skip
+    )
 
 
 def _overrun_details(item: ReviewItem) -> str:
     step = Step.objects.select_related("run", "run__requested_by").get(pk=item.subject_id)
     payload = item.payload
     return format_html(
-        "<p>Run <a href=\"{}\">{}</a>, started by {}: its {} budget is {} ({} used). Approving grants {} more, once;"
+        '<p>Run <a href="{}">{}</a>, started by {}: its {} budget is {} ({} used). Approving grants {} more, once;'
         " rejecting ends the run.</p>{}",
-        reverse("admin:agents_run_change", args=[step.run_id]), str(step.run_id)[:8],
-        step.run.requested_by.get_username(), payload.get("budget", ""), payload.get("limit", ""),
-        payload.get("used", ""), payload.get("extension", ""), render_timeline(step.run),
-    )  # fmt: skip
+        reverse("admin:agents_run_change", args=[step.run_id]),
+        str(step.run_id)[:8],
+        step.run.requested_by.get_username(),
+        payload.get("budget", ""),
+        payload.get("limit", ""),
+        payload.get("used", ""),
+        payload.get("extension", ""),
+        render_timeline(step.run),
+    )
 
 
 def _editable_arguments(item: ReviewItem) -> dict[str, Any] | None:

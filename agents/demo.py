@@ -117,11 +117,13 @@ ORDER_AGENT: dict[str, Any] = {
     "script": [
         {"call": "orders.lookup", "arguments": {"order_id": "input.order_id"}},
         {"when": "has(last.error)", "answer": "I couldn't find that order: please check the number."},
-        {"when": "last.status == 'delivered'",
-         "answer": "Order {{ last.order_id }} was delivered by {{ last.carrier }}."},
+        {
+            "when": "last.status == 'delivered'",
+            "answer": "Order {{ last.order_id }} was delivered by {{ last.carrier }}.",
+        },
         {"answer": "Order {{ last.order_id }} is {{ last.status }} with {{ last.carrier }}, expected {{ last.eta }}."},
     ],
-}  # fmt: skip
+}
 
 INVENTORY_AGENT: dict[str, Any] = {
     "description": "Checks stock and replenishes it; large orders wait for a person.",
@@ -131,20 +133,26 @@ INVENTORY_AGENT: dict[str, Any] = {
     "budgets": {"steps": 10, "tokens": 20000, "wall_seconds": 600},
     "grants": [
         {"tool": "inventory.check_stock"},
-        {"tool": "inventory.place_replenishment", "approval": {"when": "args.quantity > 100"},
-         "constraints": ["args.quantity <= 10000"], "rate_limit": {"calls": 20, "per_seconds": 3600}},
+        {
+            "tool": "inventory.place_replenishment",
+            "approval": {"when": "args.quantity > 100"},
+            "constraints": ["args.quantity <= 10000"],
+            "rate_limit": {"calls": 20, "per_seconds": 3600},
+        },
         {"tool": "notify.send_alert"},
     ],
     "script": [
         {"call": "inventory.check_stock", "arguments": {"sku": "input.sku"}},
         {"when": "has(last.error)", "answer": "I could not check {{ input.sku }}: {{ last.error }}"},
-        {"when": "last.on_hand >= last.reorder_point",
-         "answer": "{{ input.sku }} has {{ last.on_hand }} on hand, enough: no order placed."},
+        {
+            "when": "last.on_hand >= last.reorder_point",
+            "answer": "{{ input.sku }} has {{ last.on_hand }} on hand, enough: no order placed.",
+        },
         {"call": "inventory.place_replenishment", "arguments": {"sku": "input.sku", "quantity": "input.quantity"}},
         {"when": "has(last.error)", "answer": "The replenishment of {{ input.sku }} was not placed: {{ last.error }}"},
         {"answer": "Ordered {{ last.quantity }} units of {{ last.sku }} (order {{ last.order_id }})."},
     ],
-}  # fmt: skip
+}
 
 RISK_MONITOR: dict[str, Any] = {
     "description": "Watches market signals and proposes hedges; every hedge needs two approvers.",
@@ -160,12 +168,14 @@ RISK_MONITOR: dict[str, Any] = {
         {"call": "risk.read_signals", "arguments": {"portfolio": "input.portfolio"}},
         {"when": "has(last.error)", "answer": "I could not read the signals: {{ last.error }}"},
         {"when": "last.volatility <= 0.3", "answer": "Volatility {{ last.volatility }} is within limits: no hedge."},
-        {"call": "treasury.execute_hedge",
-         "arguments": {"instrument": "input.portfolio", "notional": "results[0].exposure / 2.0"}},
+        {
+            "call": "treasury.execute_hedge",
+            "arguments": {"instrument": "input.portfolio", "notional": "results[0].exposure / 2.0"},
+        },
         {"when": "has(last.error)", "answer": "The hedge was not executed: {{ last.error }}"},
         {"answer": "Hedged {{ last.notional }} on {{ last.instrument }} (hedge {{ last.hedge_id }})."},
     ],
-}  # fmt: skip
+}
 
 
 def tools_release(approvers: list[User]) -> None:
@@ -195,8 +205,11 @@ def load(*, editor: User, approvers: list[User]) -> None:
     for sku, on_hand, reorder_point in (("SKU-123", 4, 20), ("SKU-456", 250, 50)):
         DemoStock.objects.get_or_create(sku=sku, defaults={"on_hand": on_hand, "reorder_point": reorder_point})
     today = timezone.localdate()
-    orders = (("SO-12345", "in transit", "Parcelway", 2), ("SO-24680", "delivered", "Parcelway", -1),
-              ("SO-13579", "being packed", "FastPost", 4))  # fmt: skip
+    orders = (
+        ("SO-12345", "in transit", "Parcelway", 2),
+        ("SO-24680", "delivered", "Parcelway", -1),
+        ("SO-13579", "being packed", "FastPost", 4),
+    )
     for number, status, carrier, days in orders:
         DemoOrder.objects.get_or_create(
             number=number, defaults={"status": status, "carrier": carrier, "eta": today + dt.timedelta(days=days)}

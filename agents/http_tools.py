@@ -101,8 +101,9 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
 
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified)  # fmt: skip
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
 
 
 def resolve(host: str, port: int, allow_private: bool) -> str:

@@ -95,8 +95,11 @@ class Run(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
     idempotency_key = models.CharField(max_length=200, blank=True)
     correlation_id = models.UUIDField(default=uuid.uuid4)
-    origin = models.CharField(max_length=100, blank=True, help_text='What started it, when not an API client: '
-                              '"personas.conversation:<id>" for a persona\'s hand-off.')  # fmt: skip
+    origin = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='What started it, when not an API client: "personas.conversation:<id>" for a persona\'s hand-off.',
+    )
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     input = models.JSONField(default=dict)
     result = models.JSONField(null=True, blank=True)
@@ -118,6 +121,7 @@ class Run(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     deliveries = models.PositiveIntegerField(default=0)
     parked_at = models.DateTimeField(null=True, blank=True, help_text="When it began waiting for a person.")
+    swept_at = models.DateTimeField(null=True, blank=True, help_text="When the sweeper last sent it to a worker.")
     waited_seconds = models.FloatField(default=0, help_text="Time spent waiting for people (not in wall time).")
     budget_extensions = models.JSONField(
         default=dict, blank=True, help_text="What people added to the agent's budgets for this run, by budget."

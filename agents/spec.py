@@ -179,20 +179,29 @@ def parse_expiry(value: str) -> dt.datetime | None:
 
 def validate_agent(spec: Any) -> dict[str, list[str]]:
     """Field errors of an agent spec that satisfies the schema (see the module docstring)."""
+    errors: dict[str, list[str]] = {}
+    _grant_errors(spec.get("grants") or [], errors)
+    if "input_schema" in spec:
+        try:
+            jsonschema.Draft202012Validator.check_schema(spec["input_schema"])
+        except jsonschema.SchemaError as error:
+            errors.setdefault("input_schema", []).append(f"Not a JSON Schema: {error.message}")
+    _model_errors(spec, errors)
+    return errors
+
+
+def _grant_errors(grants: list[dict[str, Any]], errors: dict[str, list[str]]) -> None:
+    """Grants of tools that exist, each once, with conditions that compile and expiries that are timestamps."""
     from agents.models import Tool
 
-    errors: dict[str, list[str]] = {}
-    grants = spec.get("grants") or []
     names = [grant["tool"] for grant in grants]
     known = set(Tool.objects.filter(name__in=names, available=True).values_list("name", flat=True))
-    seen: set[str] = set()
     for index, grant in enumerate(grants):
         path = f"grants[{index}]"
         if grant["tool"] not in known:
             errors.setdefault(f"{path}.tool", []).append(f"There is no tool {grant['tool']!r}.")
-        if grant["tool"] in seen:
+        if grant["tool"] in names[:index]:
             errors.setdefault(f"{path}.tool", []).append(f"The tool {grant['tool']!r} is granted twice.")
-        seen.add(grant["tool"])
         approval = grant.get("approval")
         if isinstance(approval, dict):
             _compile(approval["when"], f"{path}.approval.when", errors)
@@ -200,31 +209,33 @@ def validate_agent(spec: Any) -> dict[str, list[str]]:
             _compile(constraint, f"{path}.constraints[{c_index}]", errors)
         if "expires_at" in grant and parse_expiry(grant["expires_at"]) is None:
             errors.setdefault(f"{path}.expires_at", []).append("Write a timestamp like 2027-01-31T18:00:00Z.")
-    if "input_schema" in spec:
-        try:
-            jsonschema.Draft202012Validator.check_schema(spec["input_schema"])
-        except jsonschema.SchemaError as error:
-            errors.setdefault("input_schema", []).append(f"Not a JSON Schema: {error.message}")
+
+
+def _model_errors(spec: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """A model reachable as configured; a script exactly when the model is scripted, calling granted tools."""
     script = spec.get("script")
     provider = spec["model"]["provider"]
     if provider != "scripted":
         for path, messages in model_access.field_errors(spec["model"], "model").items():
             errors.setdefault(path, []).extend(messages)
-    if provider == "scripted" and not script:
+        if script:
+            errors.setdefault("script", []).append(f"Only the scripted provider uses a script, not {provider!r}.")
+    elif not script:
         errors.setdefault("script", []).append("A scripted model needs a script.")
-    if provider != "scripted" and script:
-        errors.setdefault("script", []).append(f"Only the scripted provider uses a script, not {provider!r}.")
+    granted = {grant["tool"] for grant in spec.get("grants") or []}
     for index, entry in enumerate(script or []):
-        path = f"script[{index}]"
-        if "when" in entry:
-            _compile(entry["when"], f"{path}.when", errors)
-        if "call" in entry and entry["call"] not in names:
-            errors.setdefault(f"{path}.call", []).append(f"The script calls {entry['call']!r}, which is not granted.")
-        for name, expression in (entry.get("arguments") or {}).items():
-            _compile(expression, f"{path}.arguments.{name}", errors)
-        for match in _EXPRESSION.finditer(entry.get("answer") or ""):
-            _compile(match.group(1), f"{path}.answer", errors)
-    return errors
+        _script_entry_errors(entry, f"script[{index}]", granted, errors)
+
+
+def _script_entry_errors(entry: dict[str, Any], path: str, granted: set[str], errors: dict[str, list[str]]) -> None:
+    if "when" in entry:
+        _compile(entry["when"], f"{path}.when", errors)
+    if "call" in entry and entry["call"] not in granted:
+        errors.setdefault(f"{path}.call", []).append(f"The script calls {entry['call']!r}, which is not granted.")
+    for name, expression in (entry.get("arguments") or {}).items():
+        _compile(expression, f"{path}.arguments.{name}", errors)
+    for match in _EXPRESSION.finditer(entry.get("answer") or ""):
+        _compile(match.group(1), f"{path}.answer", errors)
 
 
 def model_check(spec: dict[str, Any]) -> CheckResult:

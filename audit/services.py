@@ -95,13 +95,12 @@ def _append_in_python(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> l
     return appended
 
 
-def _append_in_postgresql(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[_Appended]:
-    """One call to ``audit_append_many`` (migrations 0004 and 0005): under the chain's lock, each event's end of
-    the chain and newest checkpoint read, hashed and inserted, every event in one round trip."""
+def _postgresql_arguments(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The events as ``audit_append_many`` takes them (migration 0005): a JSON array of its arguments."""
     arguments = [
         [
             *integrity.canonical_parts(values),
-            *(values[name] for name in _POSTGRESQL_COLUMNS[:7]),
+            *(values[name] for name in _POSTGRESQL_COLUMNS),
             integrity.canonical_json(details),
             values["details_digest"],
             str(values["correlation_id"]),
@@ -109,15 +108,24 @@ def _append_in_postgresql(entries: list[tuple[dict[str, Any], dict[str, Any]]]) 
         ]
         for values, details in entries
     ]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM audit_append_many(%s::jsonb)", [json.dumps(arguments, ensure_ascii=False)])
-        rows = cursor.fetchall()
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+def _postgresql_appended(entries: list[tuple[dict[str, Any], dict[str, Any]]], rows: list[Any]) -> list[_Appended]:
     appended = []
     for (values, details), row in zip(entries, rows, strict=True):
         sequence, created_at, prev_hash, chain_hash, checkpoint_sequence, checkpoint_at = row
         stored = {**values, "sequence": sequence, "created_at": created_at, "prev_hash": prev_hash, "hash": chain_hash}
         appended.append(_Appended(stored, details, checkpoint_sequence, checkpoint_at))
     return appended
+
+
+def _append_in_postgresql(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[_Appended]:
+    """One call to ``audit_append_many`` (migrations 0004 and 0005): under the chain's lock, each event's end of
+    the chain and newest checkpoint read, hashed and inserted, every event in one round trip."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM audit_append_many(%s::jsonb)", [_postgresql_arguments(entries)])
+        return _postgresql_appended(entries, cursor.fetchall())
 
 
 _POSTGRESQL_COLUMNS = ("actor_type", "actor_id", "actor_label", "action", "target_type", "target_id", "target_label")
@@ -155,6 +163,7 @@ class AuditBatch:
 
     def __init__(self) -> None:
         self.queued: list[_Queued] = []
+        self._pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     @contextlib.contextmanager
     def collecting(self) -> Iterator[None]:
@@ -164,12 +173,30 @@ class AuditBatch:
         finally:
             _collecting.reset(token)
 
+    def _entries(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [_entry(q.actor, q.action, q.target, q.details, q.correlation_id) for q in self.queued]
+
     def append(self) -> None:
         """Append the queued events (they stay queued: the caller clears them once its transaction committed, so
         that a transaction that failed can be tried again)."""
-        entries = [_entry(q.actor, q.action, q.target, q.details, q.correlation_id) for q in self.queued]
+        entries = self._entries()
         if entries:
             _append(entries)
+
+    def postgresql_arguments(self) -> str:
+        """For a statement of the caller's own that appends the queued events on PostgreSQL, in the same round
+        trip as its other writes: the argument of ``audit_append_many`` (see ``appended``)."""
+        self._pending = self._entries()
+        return _postgresql_arguments(self._pending)
+
+    def appended(self, rows: list[Any]) -> None:
+        """What ``audit_append_many`` returned for ``postgresql_arguments``, committed already with the caller's
+        statement: a checkpoint that is due is signed in a transaction of its own right after."""
+        if rows:
+            last = _postgresql_appended(self._pending, rows)[-1]
+            if _checkpoint_is_due(last):
+                with transaction.atomic():
+                    _checkpoint_sign(sequence=last.values["sequence"], chain_hash=last.values["hash"])
 
 
 def _entry(

@@ -11,6 +11,7 @@ from typing import Any
 
 import kombu.exceptions
 import redis.exceptions
+from celery import current_app
 from django.db import transaction
 
 from config.errors import BrokerUnavailable
@@ -27,22 +28,24 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def send(task: Any, *args: Any) -> None:
-    """``task.delay(*args)``; a broker that cannot be reached raises ``BrokerUnavailable``."""
+def send(task: str, *args: Any) -> None:
+    """Send the task named ``task`` with ``args`` (by name: whoever sends a task need not import it, so a module of
+    tasks may import the services that send them); a broker that cannot be reached raises ``BrokerUnavailable``."""
     try:
-        task.delay(*args)
+        current_app.send_task(task, args=args)
     except BROKER_ERRORS as error:
         raise BrokerUnavailable(f"The task queue cannot be reached ({type(error).__name__}: {error}).") from error
 
 
-def enqueue_after_commit(task: Any, *args: Any, later: str) -> None:
-    """Send ``task(*args)`` once the current transaction commits (at once outside one). When the broker cannot be
-    reached the failure is logged, naming ``later`` (what sends the work instead), and goes no further."""
+def enqueue_after_commit(task: str, *args: Any, later: str) -> None:
+    """Send the task named ``task`` with ``args`` once the current transaction commits (at once outside one).
+    When the broker cannot be reached the failure is logged, naming ``later`` (what sends the work instead), and
+    goes no further."""
 
     def send_or_leave() -> None:
         try:
             send(task, *args)
         except BrokerUnavailable as error:
-            logger.warning("Not enqueued: %s%r; %s will. %s", task.name, args, later, error.message)
+            logger.warning("Not enqueued: %s%r; %s will. %s", task, args, later, error.message)
 
     transaction.on_commit(send_or_leave)

@@ -184,9 +184,9 @@ def endpoint_delete(*, actor: User, endpoint: WebhookEndpoint) -> None:
 def _enqueue(delivery_id: uuid.UUID) -> None:
     """Attempt the delivery once the transaction commits; with the broker down, ``deliveries_sweep`` sends it once
     it is overdue."""
-    from webhooks.tasks import webhook_deliver_task
-
-    enqueue.enqueue_after_commit(webhook_deliver_task, str(delivery_id), later="the deliveries sweeper")
+    enqueue.enqueue_after_commit(
+        "webhooks.tasks.webhook_deliver_task", str(delivery_id), later="the deliveries sweeper"
+    )
 
 
 def delivery_enqueue(

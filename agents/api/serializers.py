@@ -13,9 +13,12 @@ class RunStartSerializer(serializers.Serializer):
         max_length=40, default="production", help_text="The release label whose agent version runs."
     )
     idempotency_key = serializers.CharField(
-        max_length=200, required=False, allow_blank=True, default="",
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
         help_text="Send the same key again to get the same run back instead of a second one.",
-    )  # fmt: skip
+    )
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -83,8 +86,22 @@ class StepSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Step
-        fields = ["seq", "kind", "status", "tool", "arguments", "result", "error", "tokens", "cost", "approval",
-                  "compensates", "started_at", "finished_at", "duration_ms"]  # fmt: skip
+        fields = [
+            "seq",
+            "kind",
+            "status",
+            "tool",
+            "arguments",
+            "result",
+            "error",
+            "tokens",
+            "cost",
+            "approval",
+            "compensates",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+        ]
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -72,8 +72,8 @@ def end(run: Run, status: str, steps: Iterable[Step], *, result: Any = None, err
     return [*fields, *END_FIELDS]
 
 
-def announce(run: Run, actor: Actor) -> None:
-    """Record and announce the end of a run whose end is saved (in the transaction that saved it)."""
+def record_end(run: Run, actor: Actor) -> None:
+    """Record the end of a run (``agent.run.<status>``), in the transaction that saves it."""
     audit_record(
         actor=actor,
         action=f"agent.run.{run.status}",
@@ -88,6 +88,11 @@ def announce(run: Run, actor: Actor) -> None:
             "outcome_reason": run.outcome_reason,
         },
     )
+
+
+def announce(run: Run) -> None:
+    """Tell the receivers of ``run_finished`` (a persona waiting on the run, webhooks), in the transaction that saved
+    the run's end: what they write is written with it, or not at all."""
     run_finished.send(sender=Run, run=run)
 
 
@@ -95,7 +100,8 @@ def end_now(run: Run, status: str, actor: Actor, *, error: str) -> None:
     """End a run no worker holds (queued, or waiting for a person), saved at once, in the caller's transaction."""
     steps = Step.objects.filter(run_id=run.pk, kind__in=OUTCOME_KINDS).select_related("tool").order_by("seq")
     run.save(update_fields=end(run, status, steps, error=error))
-    announce(run, actor)
+    record_end(run, actor)
+    announce(run)
 
 
 def roll_back(run: Run) -> None:

@@ -1,8 +1,10 @@
 """Faults a run survives without losing a completed call: SIGTERM to a worker's whole process group in the middle
 of a call (what ``systemd`` and container runtimes send), and the worker's database backends terminated while a
-call runs. Each on a real Celery worker of its own, against the test database and Redis.
+call runs, each on a real Celery worker of its own, against the test database and Redis; and a backlog the sweeper
+must not send again at every sweep, counted on the real broker's queue.
 """
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -12,13 +14,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents.models import Run, RunStatus, Step, StepKind, StepStatus
+from agents.services import runs_sweep
 from agents.tasks import run_advance_task
 from config import celery_app
 from governance.models import ReviewItem
@@ -134,3 +139,36 @@ def test_a_call_that_completed_is_recorded_after_the_worker_s_database_backends_
     release.touch()
     assert_called_once_and_recorded(client, run_id, path)
     assert "retrying on a fresh connection" in worker.output()
+
+
+@pytest.mark.usefixtures("redis_server")
+def test_the_sweeper_sends_a_stale_run_once_a_lease_not_at_every_sweep(
+    agent: AgentFactory, operator: User, api_as: Client, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    agent("slowpoke", spec(SLOW, [{"tool": "test.slow"}]))
+    client = api_as(operator)
+    queue = f"steward-nobody-{uuid.uuid4().hex[:8]}"  # a queue no worker reads: the backlog stays there
+    with enqueued_on(queue):
+        with django_capture_on_commit_callbacks(execute=True):
+            ids = [start(client, "slowpoke", {"path": "/dev/null", "release": ""})["id"] for _ in range(3)]
+        lease = dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS)
+        Run.objects.filter(pk__in=ids).update(updated_at=timezone.now() - 2 * lease)  # their messages were lost
+        assert queued(queue) == 3
+
+        def sweep() -> int:
+            with django_capture_on_commit_callbacks(execute=True):
+                return runs_sweep()
+
+        assert sweep() == 3
+        assert sweep() == sweep() == 0  # the same backlog is not sent again and again
+        assert queued(queue) == 6
+        Run.objects.filter(pk__in=ids).update(swept_at=timezone.now() - lease - dt.timedelta(seconds=1))
+        assert sweep() == 3  # a lease later, still not moving: sent once more
+        assert queued(queue) == 9
+
+
+def queued(queue: str) -> int:
+    """The messages waiting on ``queue``, as the Redis broker holds them (a list under the queue's name)."""
+    with celery_app.connection() as broker:
+        client = broker.default_channel.client  # type: ignore[attr-defined]
+        return int(client.llen(queue))

@@ -19,8 +19,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import providers, runtime, services
-from agents.runtime import conversation, lease, model_call, session
 from agents.models import DemoAlert, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
+from agents.runtime import conversation, lease, model_call, session
 from audit.context import Actor
 from audit.models import AuditEvent
 from config.errors import Conflict, NotAllowed
