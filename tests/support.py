@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 
+from agents.models import Tool
 from agents.services import tools_sync
 from agents.tool_versions import TOOL_KIND
 from audit.context import Actor
@@ -19,13 +20,28 @@ from governance.demo import latest_released
 from governance.models import GovernedObject
 
 
-def tools_release(approver: User, *, labels: Sequence[str] = ("staging", "production")) -> None:
-    """Every tool registered in this process synced to the database, and its definition as synced approved by
-    ``approver`` and released under ``labels``: what an agent version submitted afterwards pins. The tool versions
-    are the system's (synced from code), so any approver may decide them."""
-    tools_sync(actor=Actor.system("tests"))
-    tools = list(GovernedObject.objects.filter(kind=TOOL_KIND).order_by("slug"))
-    latest_released([approver], tools, note="Tests: the tools as synced from code", labels=labels)
+def tools_release(
+    approver: User, *, names: Sequence[str] | None = None, labels: Sequence[str] = ("staging", "production")
+) -> None:
+    """Every tool registered in this process synced to the database (once a test), and the definitions of the tools
+    ``names`` (all when None) as synced approved by ``approver`` and released under ``labels``: what an agent version
+    submitted afterwards pins. The tool versions are the system's (synced from code), so any approver may decide
+    them. Releasing only the tools a test's agents grant keeps the suite fast: each costs some 30 statements."""
+    if not Tool.objects.exists():
+        tools_sync(actor=Actor.system("tests"))
+    tools = GovernedObject.objects.filter(kind=TOOL_KIND).order_by("slug")
+    if names is not None:
+        tools = tools.filter(slug__in=list(names))
+    latest_released([approver], list(tools), note="Tests: the tools as synced from code", labels=labels)
+
+
+def granted(spec: dict[str, Any]) -> list[str]:
+    """The tools an agent spec grants, and those its tools' compensations call."""
+    from agents.tools import registered
+
+    names = [grant["tool"] for grant in spec.get("grants") or []]
+    undo = [tool.compensation.tool for name in names if (tool := registered().get(name)) and tool.compensation]
+    return names + undo
 
 
 # The tests' loopback model servers and the variables their keys are read from (tests/chat_server.py).

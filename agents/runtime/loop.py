@@ -10,8 +10,9 @@ deciding fail after an outcome was recorded, the outcome is committed alone and 
 is never lost. A crash between any two transactions loses nothing: the sweeper re-enqueues a run whose lease
 expired, and the next ``advance()`` resumes from the last committed step.
 
-A warm shutdown (``stop_after_this_step``, on SIGTERM) lets the step in hand finish and be recorded, then hands
-the run back: its lease is let go and it is queued for the next worker.
+A warm shutdown (``stop_after_this_step``, on SIGTERM) lets the call in hand finish and be recorded, and starts
+nothing new (no write committed as ``executing``, no read, no model call): the run is handed back, its lease let go
+and the run queued for the next worker.
 """
 
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 from agents.models import RunStatus, Step, StepKind, StepStatus
 from agents.runtime import approvals, authorize, budget, checkpoints, conversation, lease, model_call, tool_call
-from agents.runtime.plan import STOP, Plan
+from agents.runtime.plan import HAND_BACK, STOP, Plan
 from agents.runtime.session import LeaseLost, Session
 
 PENDING = (StepStatus.EXECUTING, StepStatus.PROPOSED)
@@ -44,9 +45,9 @@ def advance(run_id: Any, owner: str) -> None:
     heartbeat = lease.Heartbeat(run_id, owner)
     try:
         plan = _turn(session, _first)
-        while plan.kind != "stop" and not _stopping.is_set():
+        while plan.kind not in ("stop", "hand_back"):
             plan = _perform(session, plan, heartbeat)
-        if plan.kind != "stop":
+        if plan.kind == "hand_back":
             lease.hand_back(session)
     except LeaseLost:
         return
@@ -100,7 +101,10 @@ def _then_decide(session: Session) -> Plan:
 
 
 def decide(session: Session) -> Plan:
-    """The next step; a tool call denied is recorded and the step after it decided in the same turn."""
+    """The next step; a tool call denied is recorded and the step after it decided in the same turn. Once a warm
+    shutdown was asked for, nothing new is started: what was recorded is committed and the run handed back."""
+    if _stopping.is_set():
+        return HAND_BACK
     while True:
         plan = _decide_once(session)
         if plan.kind != "next":

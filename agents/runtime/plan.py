@@ -8,7 +8,7 @@ from agents.models import Step
 
 @dataclass(frozen=True)
 class Plan:
-    kind: str  # "stop" | "next" | "llm" | "tool"
+    kind: str  # "stop" | "next" | "llm" | "tool" | "hand_back" (a warm shutdown: the next worker goes on)
     messages: tuple[dict[str, Any], ...] = ()  # "llm": the conversation so far
     tools: tuple[dict[str, Any], ...] = ()  # "llm": the tools the model is offered
     step: Step | None = field(default=None, compare=False)  # "tool": the step to perform, its tool loaded
@@ -19,3 +19,4 @@ class Plan:
 
 STOP = Plan("stop")
 NEXT = Plan("next")
+HAND_BACK = Plan("hand_back")

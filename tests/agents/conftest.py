@@ -10,13 +10,14 @@ import tests.agents.tools  # noqa: F401  # registers the test tools in this proc
 from agents.services import AGENT_KIND
 from governance import services
 from governance.models import ReviewStatus, Version
-from tests.support import tools_release
+from tests.support import granted, tools_release
 
 
 @pytest.fixture
 def test_tools(db: None, approver: User) -> None:
-    """Every tool registered in this process (the demo's and the tests') synced and released (``tools_release``)."""
-    tools_release(approver)
+    """Every tool registered in this process (the demo's and the tests') synced; an agent's tools are released with
+    it (``tools_release``)."""
+    tools_release(approver, names=())
 
 
 AgentFactory = Callable[..., Version]
@@ -28,6 +29,7 @@ def agent(test_tools: None, editor: User, approver: User) -> AgentFactory:
     approves it and releases it under ``labels``. Returns the released version."""
 
     def released(slug: str, spec: dict[str, Any], *, labels: Sequence[str] = ("production",)) -> Version:
+        tools_release(approver, names=granted(spec))
         obj = services.governed_object_create(actor=editor, kind=AGENT_KIND, slug=slug, name=slug, draft=spec)
         version = services.version_submit(actor=editor, obj=obj, note="for a test")
         item = version.reviews.get(status=ReviewStatus.PENDING)

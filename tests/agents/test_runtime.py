@@ -8,6 +8,7 @@ Tools run in a helper thread with a database connection of its own, so these tes
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from rest_framework.test import APIClient
 
 from agents import providers, runtime, services
 from agents.models import DemoAlert, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
-from agents.runtime import conversation, lease, model_call, session
+from agents.runtime import conversation, lease, loop, model_call, session
 from audit.context import Actor
 from audit.models import AuditEvent
 from config.errors import Conflict, NotAllowed
@@ -42,7 +43,7 @@ Capture = Callable[..., Any]
 
 @pytest.fixture
 def synced(db: None, approver: User) -> None:
-    tools_release(approver)
+    tools_release(approver, names=())
 
 
 @pytest.fixture
@@ -725,8 +726,8 @@ def test_a_budget_overrun_is_an_approval_of_the_api_decided_by_anyone_but_whoeve
     item = overrun_item()
     listed = api_as(approver).get("/api/approvals/", {"kind": "budget_overrun"}).json()["results"]
     assert [(entry["id"], entry["kind"]) for entry in listed] == [(item.pk, "budget_overrun")]
-    pending = api_as(approver).get("/api/reviews/", {"status": "pending"}).json()["results"]
-    assert [entry["id"] for entry in pending] == [item.pk]  # the review queue has it too
+    pending = api_as(approver).get("/api/reviews/", {"status": "pending", "limit": "200"}).json()["results"]
+    assert item.pk in [entry["id"] for entry in pending]  # the review queue has it too
     shown = api_as(approver).get(f"/api/approvals/{item.pk}/").json()
     assert (shown["digest"], shown["run"]["id"], shown["payload"]["budget"]) == (item.digest, str(run.pk), "steps")
 
@@ -1123,8 +1124,9 @@ def test_a_viewer_cannot_start_runs(api_as: Callable[[User], APIClient], viewer:
 
 
 def test_the_tool_list_shows_each_tool_with_its_schema(
-    api_as: Callable[[User], APIClient], viewer: User, synced: None
+    api_as: Callable[[User], APIClient], viewer: User, approver: User, synced: None
 ) -> None:
+    tools_release(approver)
     response = api_as(viewer).get("/api/tools/", {"limit": 200})
     assert response.status_code == 200
     tools = {tool["name"]: tool for tool in response.json()["results"]}
@@ -1141,3 +1143,29 @@ def test_the_tool_list_shows_each_tool_with_its_schema(
         "arguments": {"note_id": "result.note_id", "why": "'undo ' + args.message"},
     }
     assert (tools["unit.wire"]["side_effect"], tools["unit.wire"]["risk"]) == ("write", "high")
+
+
+def test_a_warm_shutdown_during_a_model_call_starts_none_of_the_calls_it_proposes(
+    unit_agent: Callable[..., str],
+    operator: User,
+    committed: None,
+    django_capture_on_commit_callbacks: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unit_agent("writer", NOTE_THEN_ANSWER)
+    run = start_run(django_capture_on_commit_callbacks, operator, "writer", {})
+    monkeypatch.setattr(loop, "_stopping", threading.Event())
+    complete = providers.ScriptedProvider.complete
+
+    def asked_to_stop_meanwhile(self: Any, **kwargs: Any) -> Any:
+        loop.stop_after_this_step()  # SIGTERM arrives while the model answers
+        return complete(self, **kwargs)
+
+    monkeypatch.setattr(providers.ScriptedProvider, "complete", asked_to_stop_meanwhile)
+    with django_capture_on_commit_callbacks(execute=False):
+        runtime.advance(run.pk, OWNER)
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner) == (RunStatus.QUEUED, "")
+    [call] = Step.objects.filter(run=run, kind=StepKind.TOOL_CALL)
+    assert call.status == StepStatus.PROPOSED  # the reply is kept; the write was neither made nor marked executing
+    assert notes() == []

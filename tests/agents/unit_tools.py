@@ -16,6 +16,7 @@ from agents import services
 from agents.models import DemoAlert, Run
 from agents.tools import Compensation, tool
 from governance.demo import released
+from tests.support import granted, tools_release
 
 CHANNEL = "unit"
 
@@ -102,7 +103,9 @@ def spec(
 
 
 def release_agent(editor: User, approver: User, slug: str, agent_spec: dict[str, Any]) -> None:
-    """Draft, submit, approve and release ``agent_spec`` under ``production`` (committed at once)."""
+    """Draft, submit, approve and release ``agent_spec`` under ``production`` (committed at once), with the tools it
+    grants."""
+    tools_release(approver, names=granted(agent_spec))
     released(editor, [approver], "agent", slug, slug, agent_spec)
 
 
