@@ -101,18 +101,25 @@ def _reset_connections() -> None:
 
 
 @contextlib.contextmanager
-def using_broker(server: RedisServer, queue: str, django_settings: Any) -> Iterator[None]:
-    """This process publishes to ``server``, on ``queue``, and reads Redis there (``REDIS_URL``) for the test."""
+def publishing_to(server: RedisServer, queue: str) -> Iterator[None]:
+    """This process's Celery app publishes to ``server``, on ``queue`` (and pings workers there)."""
     conf = celery_app.conf
     before = {"broker_url": conf.broker_url, "task_default_queue": conf.task_default_queue}
     _reset_connections()
     conf.update(broker_url=server.url, task_default_queue=queue)
-    django_settings.REDIS_URL = server.url
     try:
         yield
     finally:
         _reset_connections()
         conf.update(before)
+
+
+@contextlib.contextmanager
+def using_broker(server: RedisServer, queue: str, django_settings: Any) -> Iterator[None]:
+    """This process publishes to ``server``, on ``queue``, and reads Redis there (``REDIS_URL``) for the test."""
+    with publishing_to(server, queue):
+        django_settings.REDIS_URL = server.url
+        yield
 
 
 def worker_answers(name: str, *, timeout: float = 0.5) -> bool:
@@ -177,13 +184,14 @@ class Worker(CeleryProcess):
         return {**super().environment(), "CELERY_TASK_DEFAULT_QUEUE": self.queue}
 
     def start(self, *, timeout: float = 60.0) -> None:
-        """Start it, and wait until it answers a ping (this process must publish to ``server``: ``using_broker``)."""
+        """Start it, and wait until it answers a ping."""
         self.spawn()
         deadline = time.monotonic() + timeout
-        while not worker_answers(self.name):
-            if not self.alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the Celery worker did not start:\n{self.log()[-3000:]}")
+        with publishing_to(self.server, self.queue):
+            while not worker_answers(self.name):
+                if not self.alive() or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the Celery worker did not start:\n{self.log()[-3000:]}")
 
 
 class Beat(CeleryProcess):

@@ -3,7 +3,7 @@ the sweeper once the broker is back; an approval decided meanwhile resumes the r
 asked for meanwhile is refused (503, nothing undone, nothing lost) in the API's one error shape. A worker outlives
 broker restarts, is heard from again after each (``/readyz``) and finishes runs.
 
-Each test has a Redis of its own (``tests/brokers.py``) that it stops and starts, and a real worker on it.
+The tests have a Redis of their own (``tests/brokers.py``) that they stop and start, and a real worker on it.
 """
 
 import datetime as dt
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db.models import F
 from django.test import Client
@@ -23,7 +24,7 @@ from agents.services import runs_sweep
 from audit.models import AuditEvent
 from tests.agents.test_runs_worker import APPEND, at_rest, line_input, put_script, spec, tool_steps
 from tests.agents.tools import lines
-from tests.brokers import RedisServer, Worker, redis_server, worker_on
+from tests.brokers import RedisServer, Worker, redis_server, using_broker
 from tests.support import wait_for
 
 Clients = Callable[[User], APIClient]
@@ -32,10 +33,26 @@ AgentFactory = Callable[..., Any]
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[tuple[RedisServer, Worker]]:
+    """A Redis of these tests' own with a worker on it (on the test database), for the module: each test may stop and
+    start the Redis."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        worker = Worker(server, Path(django_settings.VAR_DIR))
+        worker.start()
+        try:
+            yield server, worker
+        finally:
+            worker.stop()
+
+
 @pytest.fixture
-def broker(tmp_path: Path, settings: Any) -> Iterator[tuple[RedisServer, Worker]]:
-    """A Redis of the test's own with a worker on it; this process publishes there."""
-    with redis_server(tmp_path / "redis") as server, worker_on(server, settings) as worker:
+def broker(outage: tuple[RedisServer, Worker], settings: Any) -> Iterator[tuple[RedisServer, Worker]]:
+    """The module's Redis, up, and its worker; this process publishes there and reads Redis there for the test."""
+    server, worker = outage
+    if server.process is None:  # a test before stopped it and did not get to start it again
+        server.start()
+    with using_broker(server, worker.queue, settings):
         yield server, worker
 
 
