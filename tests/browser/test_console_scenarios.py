@@ -14,13 +14,14 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-import agents.tasks
 from agents import demo as agents_demo
 from agents import runtime
 from agents.models import DemoReplenishment, Run, RunStatus, StepStatus
 from agents.services import run_start, tools_sync
+from agents.services.common import ADVANCE_TASK
 from audit.context import Actor
 from audit.models import AuditEvent
+from config import enqueue
 from governance import services as governance
 from governance.models import GovernedObject, LabelPointer, ReviewItem, ReviewStatus, Version, VersionStatus
 from governance.roles import Role
@@ -59,20 +60,21 @@ def support(inventory: None, editor: User, approver: User, second_approver: User
 
 
 class Enqueued:
-    """Stands in for the ``run_advance_task`` Celery task: records the runs the console asks to advance."""
+    """Stands in for sending tasks (``config.enqueue.send``): records the runs the console asks to advance."""
 
     def __init__(self) -> None:
         self.run_ids: list[str] = []
 
-    def delay(self, run_id: str) -> None:
-        self.run_ids.append(run_id)
+    def send(self, task: str, *args: Any) -> None:
+        if task == ADVANCE_TASK:
+            self.run_ids.append(args[0])
 
 
 @pytest.fixture
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> Enqueued:
     """Captures every enqueue of a run, from this thread or the live server's: nothing reaches a worker."""
     captured = Enqueued()
-    monkeypatch.setattr(agents.tasks, "run_advance_task", captured)
+    monkeypatch.setattr(enqueue, "send", captured.send)
     return captured
 
 
