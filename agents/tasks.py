@@ -12,6 +12,7 @@ import signal
 import socket
 from typing import Any
 
+from billiard.process import current_process
 from celery import shared_task
 from celery.signals import worker_process_init, worker_shutting_down
 
@@ -49,8 +50,9 @@ _in_pool_child = False  # a prefork pool's child process, where tasks run in the
 
 @worker_process_init.connect(dispatch_uid="agents.pool_child")
 def _pool_child_started(**kwargs: Any) -> None:
+    # Celery sends this in the worker's own process too when its pool is ``solo``: there its handler stays.
     global _in_pool_child
-    _in_pool_child = True
+    _in_pool_child = current_process().name != "MainProcess"
 
 
 def _child_sigterm(signum: int, frame: Any) -> None:
