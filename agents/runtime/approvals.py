@@ -41,8 +41,24 @@ def _park(session: Session) -> None:
     session.change(RunStatus.AWAITING_APPROVAL)
 
 
-def _due() -> dt.timedelta:
-    return dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS)
+def _open_review(session: Session, step: Step, action: str, details: dict[str, Any], **item: Any) -> None:
+    """As the step commits (it needs the step's id): open the review item ``item`` describes for ``step``, link it
+    to the step, and record ``action`` with ``details`` and the item's id."""
+    run = session.run
+
+    def open_item() -> None:
+        review = review_item_open(
+            subject=step,
+            raised_by=f"agent {run.agent.slug} v{run.version.number}",
+            requested_by=run.requested_by,
+            due_in=dt.timedelta(hours=settings.AGENTS_APPROVAL_HOURS),
+            **item,
+        )
+        step.review = review
+        step.save(update_fields=["review"])
+        audit_record(actor=session.actor, action=action, target=step, details={**details, "review": review.pk})
+
+    session.in_commit.append(open_item)
 
 
 def park_call(session: Session, step: Step, tool: ToolDefinition, reason: str, *, kind: str = "approval") -> None:
@@ -51,26 +67,18 @@ def park_call(session: Session, step: Step, tool: ToolDefinition, reason: str, *
     step.status = StepStatus.AWAITING_APPROVAL
     session.save_step(step, "status", "tool")
     _park(session)
-
-    def open_item() -> None:
-        item = review_item_open(
-            kind=ReviewKind.TOOL_APPROVAL,
-            subject=step,
-            subject_label=f"{tool.name} in run {str(run.pk)[:8]} of {run.agent.slug}",
-            reason=reason,
-            raised_by=f"agent {run.agent.slug} v{run.version.number}",
-            risk=tool.risk,
-            requested_by=run.requested_by,
-            payload={**payload(run, step, tool, step.arguments or {}), "question": kind},
-            due_in=_due(),
-            approvals_required=2 if tool.risk == Risk.CRITICAL else 1,
-        )
-        step.review = item
-        step.save(update_fields=["review"])
-        details = {"tool": tool.name, "reason": reason, "review": item.pk, "risk": tool.risk}
-        audit_record(actor=session.actor, action="agent.approval.requested", target=step, details=details)
-
-    session.in_commit.append(open_item)
+    _open_review(
+        session,
+        step,
+        "agent.approval.requested",
+        {"tool": tool.name, "reason": reason, "risk": tool.risk},
+        kind=ReviewKind.TOOL_APPROVAL,
+        subject_label=f"{tool.name} in run {str(run.pk)[:8]} of {run.agent.slug}",
+        reason=reason,
+        risk=tool.risk,
+        payload={**payload(run, step, tool, step.arguments or {}), "question": kind},
+        approvals_required=2 if tool.risk == Risk.CRITICAL else 1,
+    )
 
 
 def park_overrun(
@@ -81,31 +89,15 @@ def park_overrun(
     detail = {"budget": budget, "extension": extension, "reason": reason, "text": asked}
     step = session.add_step(StepKind.APPROVAL, StepStatus.AWAITING_APPROVAL, detail=detail)
     _park(session)
-
-    def open_item() -> None:
-        item = review_item_open(
-            kind=ReviewKind.BUDGET_OVERRUN,
-            subject=step,
-            subject_label=f"{budget} budget of run {str(run.pk)[:8]} of {run.agent.slug}",
-            reason=asked[0].upper() + asked[1:] + ".",
-            raised_by=f"agent {run.agent.slug} v{run.version.number}",
-            risk=Risk.MEDIUM,
-            requested_by=run.requested_by,
-            payload={
-                "run": str(run.pk),
-                "agent": run.agent.slug,
-                "version": run.version.number,
-                "budget": budget,
-                "limit": limit,
-                "used": used,
-                "extension": extension,
-                "question": "budget_overrun",
-            },
-            due_in=_due(),
-        )
-        step.review = item
-        step.save(update_fields=["review"])
-        details = {"budget": budget, "reason": reason, "review": item.pk, "extension": extension}
-        audit_record(actor=session.actor, action="agent.budget.overrun", target=step, details=details)
-
-    session.in_commit.append(open_item)
+    shown = {"run": str(run.pk), "agent": run.agent.slug, "version": run.version.number, "budget": budget}
+    _open_review(
+        session,
+        step,
+        "agent.budget.overrun",
+        {"budget": budget, "reason": reason, "extension": extension},
+        kind=ReviewKind.BUDGET_OVERRUN,
+        subject_label=f"{budget} budget of run {str(run.pk)[:8]} of {run.agent.slug}",
+        reason=asked[0].upper() + asked[1:] + ".",
+        risk=Risk.MEDIUM,
+        payload={**shown, "limit": limit, "used": used, "extension": extension, "question": "budget_overrun"},
+    )
