@@ -82,22 +82,51 @@ def canonical_text(
     canonical text that needs no escaping.
     """
     return (
-        '{"action":' + _quote(action) + ',"actor_id":' + _quote(actor_id) + ',"actor_label":' + _quote(actor_label)
-        + ',"actor_type":' + _quote(actor_type) + ',"correlation_id":"' + correlation_id + '","created_at":"'
-        + created_at + '","details_digest":"' + details_digest + '","prev_hash":"' + prev_hash + '","sequence":'
-        + str(sequence) + ',"target_id":' + _quote(target_id) + ',"target_label":' + _quote(target_label)
-        + ',"target_type":' + _quote(target_type) + "}"
-    )  # fmt: skip
+        '{"action":'
+        + _quote(action)
+        + ',"actor_id":'
+        + _quote(actor_id)
+        + ',"actor_label":'
+        + _quote(actor_label)
+        + ',"actor_type":'
+        + _quote(actor_type)
+        + ',"correlation_id":"'
+        + correlation_id
+        + '","created_at":"'
+        + created_at
+        + '","details_digest":"'
+        + details_digest
+        + '","prev_hash":"'
+        + prev_hash
+        + '","sequence":'
+        + str(sequence)
+        + ',"target_id":'
+        + _quote(target_id)
+        + ',"target_label":'
+        + _quote(target_label)
+        + ',"target_type":'
+        + _quote(target_type)
+        + "}"
+    )
 
 
 def canonical_parts(values: dict[str, Any]) -> tuple[str, str, str, str]:
     """The canonical text cut where ``created_at``, ``prev_hash`` and ``sequence`` go, for whoever fills
     them in at append time (the PostgreSQL ``audit_append`` function)."""
     text = canonical_text(
-        values["action"], values["actor_id"], values["actor_label"], values["actor_type"],
-        str(values["correlation_id"]), _SLOT, values["details_digest"], _SLOT, _SLOT,
-        values["target_id"], values["target_label"], values["target_type"],
-    )  # fmt: skip
+        values["action"],
+        values["actor_id"],
+        values["actor_label"],
+        values["actor_type"],
+        str(values["correlation_id"]),
+        _SLOT,
+        values["details_digest"],
+        _SLOT,
+        _SLOT,
+        values["target_id"],
+        values["target_label"],
+        values["target_type"],
+    )
     head, middle, between, tail = text.split(_SLOT)
     return head, middle, between, tail
 

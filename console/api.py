@@ -19,13 +19,17 @@ METRICS_PERMISSIONS = ("agents.view_run", "personas.view_conversation")
 class MetricsQuerySerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=selectors.MAX_DAYS, default=selectors.DEFAULT_DAYS)
     agent = serializers.SlugRelatedField(
-        slug_field="slug", queryset=GovernedObject.objects.filter(kind=AGENT_KIND), required=False,
+        slug_field="slug",
+        queryset=GovernedObject.objects.filter(kind=AGENT_KIND),
+        required=False,
         help_text="Only this agent's runs (slug).",
-    )  # fmt: skip
+    )
     persona = serializers.SlugRelatedField(
-        slug_field="slug", queryset=GovernedObject.objects.filter(kind=PERSONA_KIND), required=False,
+        slug_field="slug",
+        queryset=GovernedObject.objects.filter(kind=PERSONA_KIND),
+        required=False,
         help_text="Only this persona's conversations (slug).",
-    )  # fmt: skip
+    )
 
 
 class FiguresSerializer(serializers.Serializer):
@@ -80,8 +84,9 @@ class MetricsSerializer(serializers.Serializer):
     agent = serializers.SlugField(allow_null=True)
     persona = serializers.SlugField(allow_null=True)
     totals = FiguresSerializer()
-    daily = DayFiguresSerializer(many=True, help_text="One entry per day, oldest first; runs and conversations "
-                                 "count on the day they started.")  # fmt: skip
+    daily = DayFiguresSerializer(
+        many=True, help_text="One entry per day, oldest first; runs and conversations count on the day they started."
+    )
     agents = SubjectFiguresSerializer(many=True, help_text="Per agent in scope (the runs' figures).")
     personas = SubjectFiguresSerializer(many=True, help_text="Per persona in scope (the conversations' figures).")
 

@@ -398,9 +398,18 @@ def _medians(rows: QuerySet[Any], *, value: Expression, group: str) -> dict[tupl
             m_rank_group=Window(RowNumber(), partition_by=[F("m_group")], order_by=F("m_value").asc()),
             m_size_group=Window(Count("pk"), partition_by=[F("m_group")]),
         )
-        .values("m_value", "m_day", "m_group", "m_rank_all", "m_size_all", "m_rank_day", "m_size_day",
-                "m_rank_group", "m_size_group")
-    )  # fmt: skip
+        .values(
+            "m_value",
+            "m_day",
+            "m_group",
+            "m_rank_all",
+            "m_size_all",
+            "m_rank_day",
+            "m_size_day",
+            "m_rank_group",
+            "m_size_group",
+        )
+    )
     sql, params = ranked.query.sql_with_params()
     # ``sql`` is the ORM's compiled query and the rest is constant: values are parameters. Typed NULLs, and the
     # grouped selects first, so that PostgreSQL can match the columns' types across UNION ALL.

@@ -55,8 +55,20 @@ class ConversationAdmin(LargeTableAdmin, ReadOnly):
     search_fields = ("id", "persona__slug", "client__username", "escalation_reason")
     list_defer = ("state", "policy_versions", "persona__draft", "version__spec", "version__checks")
     change_form_template = "admin/personas/conversation_change_form.html"
-    fields = ("persona", "version_number", "label", "client", "status", "escalation_reason", "pinned_policies",
-              "rating", "comment", "created_at", "closed_at", "transcript")  # fmt: skip
+    fields = (
+        "persona",
+        "version_number",
+        "label",
+        "client",
+        "status",
+        "escalation_reason",
+        "pinned_policies",
+        "rating",
+        "comment",
+        "created_at",
+        "closed_at",
+        "transcript",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:

@@ -160,9 +160,15 @@ class _Runner:
                     self.say(step["text"], "say", flow_id, step_id)
                 self.leave_flow()
                 self.turn.outcome = Outcome(
-                    handoff={"agent": step["agent"], "label": step.get("label", "production"), "input": inputs,
-                             "reply": step.get("reply", "{{result.answer}}"), "flow": flow_id, "step": step_id}
-                )  # fmt: skip
+                    handoff={
+                        "agent": step["agent"],
+                        "label": step.get("label", "production"),
+                        "input": inputs,
+                        "reply": step.get("reply", "{{result.answer}}"),
+                        "flow": flow_id,
+                        "step": step_id,
+                    }
+                )
                 return
             elif kind == "end":
                 if step.get("text"):

@@ -43,8 +43,16 @@ _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile("[0-9]")
 DATE_FORMATS = (
-    "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%b %d %Y", "%b %d, %Y",
-)  # fmt: skip
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%B %d %Y",
+    "%B %d, %Y",
+    "%b %d %Y",
+    "%b %d, %Y",
+)
 # A message matches an example phrasing when it shares at least this share of the example's words, not counting
 # the common words below ("I want to return something" is matched by its one word that says something: "return").
 EXAMPLE_OVERLAP = 0.6

@@ -111,9 +111,12 @@ def completion(
     if tool_calls:
         message["tool_calls"] = tool_calls
     body: dict[str, Any] = {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": "test-model",
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "test-model",
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
-    }  # fmt: skip
+    }
     if usage:
         body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
     return Reply(body=body)
@@ -174,8 +177,13 @@ ECHO_TOOL: dict[str, Any] = {
 
 def model(provider: str, server: ModelServer, *, key_variable: str, **extra: Any) -> dict[str, Any]:
     """An agent version's ``model`` for ``provider`` against ``server``, its key read from ``key_variable``."""
-    return {"provider": provider, "name": "test-model", "base_url": server.base_url, "api_key_env": key_variable,
-            **extra}  # fmt: skip
+    return {
+        "provider": provider,
+        "name": "test-model",
+        "base_url": server.base_url,
+        "api_key_env": key_variable,
+        **extra,
+    }
 
 
 def complete(
@@ -190,6 +198,9 @@ def complete(
 ) -> providers.Completion:
     """One call of ``provider`` against ``server``, as the runtime makes it."""
     return providers.get_provider(provider).complete(
-        model=model(provider, server, key_variable=key_variable, **extra), messages=messages, tools=tools or [],
-        timeout=timeout, script=[],
-    )  # fmt: skip
+        model=model(provider, server, key_variable=key_variable, **extra),
+        messages=messages,
+        tools=tools or [],
+        timeout=timeout,
+        script=[],
+    )

@@ -48,26 +48,44 @@ class Cast:
 
     def version(self, obj: GovernedObject, number: int) -> Version:
         return Version.objects.create(
-            object=obj, number=number, name=obj.name, spec={"n": number}, checksum="0" * 64, author=self.user,
-            note=f"version {number}", checks=[{"name": "schema", "passed": True, "findings": []}],
-        )  # fmt: skip
+            object=obj,
+            number=number,
+            name=obj.name,
+            spec={"n": number},
+            checksum="0" * 64,
+            author=self.user,
+            note=f"version {number}",
+            checks=[{"name": "schema", "passed": True, "findings": []}],
+        )
 
     def review(self, index: int, version: Version | None = None, step: Step | None = None) -> ReviewItem:
         """A configuration review of ``version``, or a tool approval of ``step`` (else of nothing in particular)."""
         return ReviewItem.objects.create(
             kind=ReviewKind.CONFIGURATION if version else ReviewKind.TOOL_APPROVAL,
-            subject_type="agents.step", subject_id=str(step.pk if step else index), subject_label=f"call {index}",
-            version=version, reason="risky", raised_by="policy", requested_by=self.user,
-            requested_by_label=self.user.username, payload={"tool": "lookup", "arguments": {"order": index}},
-            digest="0" * 64, due_at=timezone.now() + dt.timedelta(hours=1),
-        )  # fmt: skip
+            subject_type="agents.step",
+            subject_id=str(step.pk if step else index),
+            subject_label=f"call {index}",
+            version=version,
+            reason="risky",
+            raised_by="policy",
+            requested_by=self.user,
+            requested_by_label=self.user.username,
+            payload={"tool": "lookup", "arguments": {"order": index}},
+            digest="0" * 64,
+            due_at=timezone.now() + dt.timedelta(hours=1),
+        )
 
     def run(self, steps: int = 3) -> Run:
         """A finished run with ``steps`` tool calls; every tenth, from the first, was approved by a person."""
         run = Run.objects.create(
-            agent=self.agent, version=self.agent_version, label="production", requested_by=self.user,
-            status=RunStatus.SUCCEEDED, input={"question": "where is my order"}, result={"answer": "shipped"},
-        )  # fmt: skip
+            agent=self.agent,
+            version=self.agent_version,
+            label="production",
+            requested_by=self.user,
+            status=RunStatus.SUCCEEDED,
+            input={"question": "where is my order"},
+            result={"answer": "shipped"},
+        )
         now = timezone.now()
         created = Step.objects.bulk_create(
             Step(
@@ -242,8 +260,14 @@ def test_review_item_detail(console: Client, cast: Cast, make_user: Callable[...
     def decide(n: int) -> None:
         for _ in range(n):
             decider = make_user(f"decider-{ReviewDecision.objects.count()}")
-            ReviewDecision.objects.create(item=configuration, decider=decider, decider_label=decider.username,
-                                          decider_roles="Approver", decision="approve", digest="0" * 64)  # fmt: skip
+            ReviewDecision.objects.create(
+                item=configuration,
+                decider=decider,
+                decider_label=decider.username,
+                decider_roles="Approver",
+                decision="approve",
+                digest="0" * 64,
+            )
 
     decide(1)
     one = page_queries(console, url)

@@ -148,9 +148,15 @@ class Shell:
         self.workdir = workdir
         self.transcript: list[str] = []
         self.process = subprocess.Popen(
-            [BASH, "-euo", "pipefail"], cwd=workdir, env=env, text=True, bufsize=1,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [BASH, "-euo", "pipefail"],
+            cwd=workdir,
+            env=env,
+            text=True,
+            bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -377,8 +383,12 @@ def assert_what_the_tour_says_happened(*, days: set[dt.date], password: str) -> 
     }, (too_young, latest_births)
     assert texts[-1].startswith("Thank you, Jane Doe.")
     assert texts[-1].endswith("We keep identity records for 5 years, as the law requires.")
-    assert kyc.state["slots"] == {"full_name": "Jane Doe", "birth_date": "1990-04-12", "country": "Germany",
-                                  "id_number": "X1234567"}  # fmt: skip
+    assert kyc.state["slots"] == {
+        "full_name": "Jane Doe",
+        "birth_date": "1990-04-12",
+        "country": "Germany",
+        "id_number": "X1234567",
+    }
 
     # And the trail that recorded all of it is intact.
     assert audit_chain_verify(actor=Actor.system("tests")).ok

@@ -44,8 +44,7 @@ class WebhookEndpointAdmin(ReadOnly):
     list_filter = ("active", "allow_private")
     list_select_related = ("owner",)
     search_fields = ("owner__username", "url")
-    fields = ("owner", "where", "event_names", "allow_private", "active", "created_by", "created_at",
-              "deliveries_link")  # fmt: skip
+    fields = ("owner", "where", "event_names", "allow_private", "active", "created_by", "created_at", "deliveries_link")
     readonly_fields = fields
     actions = ("deactivate", "activate", "remove")
 
@@ -72,31 +71,68 @@ class WebhookEndpointAdmin(ReadOnly):
 
     @admin.action(description="Pause the selected endpoints", permissions=["manage"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        _each(self, request, queryset, lambda e: services.endpoint_set_active(actor=console_user(request), endpoint=e,
-                                                                              active=False), "Paused")  # fmt: skip
+        _each(
+            self,
+            request,
+            queryset,
+            lambda e: services.endpoint_set_active(actor=console_user(request), endpoint=e, active=False),
+            "Paused",
+        )
 
     @admin.action(description="Resume the selected endpoints", permissions=["manage"])
     def activate(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        _each(self, request, queryset, lambda e: services.endpoint_set_active(actor=console_user(request), endpoint=e,
-                                                                              active=True), "Resumed")  # fmt: skip
+        _each(
+            self,
+            request,
+            queryset,
+            lambda e: services.endpoint_set_active(actor=console_user(request), endpoint=e, active=True),
+            "Resumed",
+        )
 
     @admin.action(description="Remove the selected endpoints and their deliveries", permissions=["manage"])
     def remove(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        _each(self, request, queryset, lambda e: services.endpoint_delete(actor=console_user(request), endpoint=e),
-              "Removed")  # fmt: skip
+        _each(
+            self,
+            request,
+            queryset,
+            lambda e: services.endpoint_delete(actor=console_user(request), endpoint=e),
+            "Removed",
+        )
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(LargeTableAdmin, ReadOnly):
-    list_display = ("short_id", "event", "endpoint", "owner", "status", "attempts", "last_response_status",
-                    "created_at", "delivered_at")  # fmt: skip
+    list_display = (
+        "short_id",
+        "event",
+        "endpoint",
+        "owner",
+        "status",
+        "attempts",
+        "last_response_status",
+        "created_at",
+        "delivered_at",
+    )
     list_filter = ("status", "event", "created_at")
     list_select_related = ("endpoint", "endpoint__owner")
     search_fields = ("=id", "endpoint__owner__username")
     list_defer = ("payload", "last_response_body")
-    fields = ("id", "endpoint", "event", "status", "attempts", "next_attempt_at", "last_response_status",
-              "last_response_body", "last_error", "replayed_at", "correlation_id", "created_at", "delivered_at",
-              "payload_pretty")  # fmt: skip
+    fields = (
+        "id",
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_response_status",
+        "last_response_body",
+        "last_error",
+        "replayed_at",
+        "correlation_id",
+        "created_at",
+        "delivered_at",
+        "payload_pretty",
+    )
     readonly_fields = fields
     actions = ("replay",)
 
@@ -117,5 +153,10 @@ class WebhookDeliveryAdmin(LargeTableAdmin, ReadOnly):
 
     @admin.action(description="Replay the selected deliveries (one attempt each, now)", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        _each(self, request, queryset, lambda d: services.delivery_replay(actor=console_user(request), delivery=d),
-              "Replayed")  # fmt: skip
+        _each(
+            self,
+            request,
+            queryset,
+            lambda d: services.delivery_replay(actor=console_user(request), delivery=d),
+            "Replayed",
+        )

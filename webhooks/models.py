@@ -27,8 +27,9 @@ class WebhookEndpoint(models.Model):
     url = models.CharField(max_length=URL_MAX_LENGTH)
     events = models.JSONField(default=list, help_text="The events it receives (WebhookEvent values).")
     secret = models.TextField(help_text="Encrypted; shown once, when the endpoint is created.")
-    allow_private = models.BooleanField(default=False, help_text="Deliver to private and loopback addresses too "
-                                        "(set by an Admin).")  # fmt: skip
+    allow_private = models.BooleanField(
+        default=False, help_text="Deliver to private and loopback addresses too (set by an Admin)."
+    )
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

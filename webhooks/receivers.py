@@ -42,8 +42,17 @@ def _time(value: Any) -> str | None:
 
 
 def _run_finished(sender: Any, run: Run, **kwargs: Any) -> None:
-    data = {"run": {"id": str(run.pk), "agent": run.agent.slug, "status": run.status, "result": run.result,
-                    "error": run.error, "origin": run.origin, "finished_at": _time(run.finished_at)}}  # fmt: skip
+    data = {
+        "run": {
+            "id": str(run.pk),
+            "agent": run.agent.slug,
+            "status": run.status,
+            "result": run.result,
+            "error": run.error,
+            "origin": run.origin,
+            "finished_at": _time(run.finished_at),
+        }
+    }
     _send(WebhookEvent.RUN_FINISHED, data, owners=[run.requested_by_id])
 
 
@@ -52,10 +61,21 @@ def _approval(item: ReviewItem, event: str) -> None:
         return
     found = Step.objects.filter(pk=item.subject_id).values_list("run_id", "run__requested_by_id").first()
     run_id, requester = found or (None, None)
-    data = {"approval": {"id": item.pk, "kind": item.kind, "status": item.status, "reason": item.reason,
-                         "risk": item.risk, "digest": item.digest, "run": str(run_id) if run_id else None,
-                         "tool": item.payload.get("tool", ""), "question": item.payload.get("question", ""),
-                         "due_at": _time(item.due_at), "decided_at": _time(item.decided_at)}}  # fmt: skip
+    data = {
+        "approval": {
+            "id": item.pk,
+            "kind": item.kind,
+            "status": item.status,
+            "reason": item.reason,
+            "risk": item.risk,
+            "digest": item.digest,
+            "run": str(run_id) if run_id else None,
+            "tool": item.payload.get("tool", ""),
+            "question": item.payload.get("question", ""),
+            "due_at": _time(item.due_at),
+            "decided_at": _time(item.decided_at),
+        }
+    }
     _send(event, data, owners=[requester] if requester else [], deciders=True)
 
 
@@ -65,8 +85,12 @@ def _review_item_opened(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
     elif item.kind == ReviewKind.HANDOVER and item.subject_type == CONVERSATION_SUBJECT:
         # Sent while the conversation is being escalated, before it is saved: its reason is the item's.
         client = Conversation.objects.filter(pk=item.subject_id).values_list("client_id", flat=True).first()
-        conversation = {"id": item.subject_id, "status": ConversationStatus.ESCALATED,
-                        "escalation_reason": item.reason, "persona": item.payload.get("persona", "")}  # fmt: skip
+        conversation = {
+            "id": item.subject_id,
+            "status": ConversationStatus.ESCALATED,
+            "escalation_reason": item.reason,
+            "persona": item.payload.get("persona", ""),
+        }
         data = {"conversation": conversation}
         _send(WebhookEvent.CONVERSATION_ESCALATED, data, owners=[client] if client else [])
 
@@ -78,9 +102,16 @@ def _review_item_settled(sender: Any, item: ReviewItem, **kwargs: Any) -> None:
 
 def _operator_replied(sender: Any, conversation: Conversation, message: Message, **kwargs: Any) -> None:
     data = {
-        "conversation": {"id": str(conversation.pk), "status": conversation.status,
-                         "escalation_reason": conversation.escalation_reason},
-        "message": {"seq": message.seq, "role": message.role, "text": message.text,
-                    "created_at": _time(message.created_at)},
-    }  # fmt: skip
+        "conversation": {
+            "id": str(conversation.pk),
+            "status": conversation.status,
+            "escalation_reason": conversation.escalation_reason,
+        },
+        "message": {
+            "seq": message.seq,
+            "role": message.role,
+            "text": message.text,
+            "created_at": _time(message.created_at),
+        },
+    }
     _send(WebhookEvent.CONVERSATION_OPERATOR_MESSAGE, data, owners=[conversation.client_id])

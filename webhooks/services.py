@@ -137,9 +137,13 @@ def endpoint_create(
         actor=audit_actor(actor),
         action="webhook.endpoint.created",
         target=endpoint,
-        details={"owner": owner.get_username(), "destination": destination(url), "events": endpoint.events,
-                 "allow_private": allow_private},
-    )  # fmt: skip
+        details={
+            "owner": owner.get_username(),
+            "destination": destination(url),
+            "events": endpoint.events,
+            "allow_private": allow_private,
+        },
+    )
     return endpoint, secret
 
 
@@ -156,8 +160,12 @@ def endpoint_set_active(*, actor: User, endpoint: WebhookEndpoint, active: bool)
     if endpoint.active != active:
         endpoint.active = active
         endpoint.save(update_fields=["active"])
-        audit_record(actor=audit_actor(actor), action=f"webhook.endpoint.{'activated' if active else 'deactivated'}",
-                     target=endpoint, details={"destination": destination(endpoint.url)})  # fmt: skip
+        audit_record(
+            actor=audit_actor(actor),
+            action=f"webhook.endpoint.{'activated' if active else 'deactivated'}",
+            target=endpoint,
+            details={"destination": destination(endpoint.url)},
+        )
     return endpoint
 
 
@@ -173,9 +181,12 @@ def endpoint_delete(*, actor: User, endpoint: WebhookEndpoint) -> None:
         actor=audit_actor(actor),
         action="webhook.endpoint.deleted",
         target=target,
-        details={"owner": endpoint.owner.get_username(), "destination": destination(endpoint.url),
-                 "deliveries": deliveries},
-    )  # fmt: skip
+        details={
+            "owner": endpoint.owner.get_username(),
+            "destination": destination(endpoint.url),
+            "deliveries": deliveries,
+        },
+    )
 
 
 # --- deliveries ---------------------------------------------------------------------------------------------------
@@ -252,8 +263,15 @@ def _send(delivery: WebhookDelivery) -> _Outcome:
         SIGNATURE_HEADER: signature(secret, int(time.time()), body),
     }
     try:
-        response = http_tools.request("POST", endpoint.url, headers, body, settings.WEBHOOKS_TIMEOUT_SECONDS,
-                                      allow_private=endpoint.allow_private, max_response=RESPONSE_KEPT)  # fmt: skip
+        response = http_tools.request(
+            "POST",
+            endpoint.url,
+            headers,
+            body,
+            settings.WEBHOOKS_TIMEOUT_SECONDS,
+            allow_private=endpoint.allow_private,
+            max_response=RESPONSE_KEPT,
+        )
     except http_tools.RequestRefused as error:
         return _Outcome(error=str(error), permanent=True)
     except http_tools.RequestFailed as error:
@@ -262,8 +280,9 @@ def _send(delivery: WebhookDelivery) -> _Outcome:
     text = response.body.decode(errors="replace").replace("\x00", "\ufffd")
     if 200 <= response.status < 300:
         return _Outcome(status=response.status, body=text)
-    return _Outcome(status=response.status, body=text, error=f"the endpoint answered {response.status} "
-                    f"{response.reason}")  # fmt: skip
+    return _Outcome(
+        status=response.status, body=text, error=f"the endpoint answered {response.status} {response.reason}"
+    )
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -293,18 +312,31 @@ def _record(delivery_id: Any, outcome: _Outcome) -> dt.datetime | None:
     delivery.last_response_status = outcome.status
     delivery.last_response_body = outcome.body[:RESPONSE_KEPT]
     delivery.last_error = outcome.error
-    delivery.save(update_fields=["status", "delivered_at", "next_attempt_at", "claimed_until",
-                                 "last_response_status", "last_response_body", "last_error"])  # fmt: skip
+    delivery.save(
+        update_fields=[
+            "status",
+            "delivered_at",
+            "next_attempt_at",
+            "claimed_until",
+            "last_response_status",
+            "last_response_body",
+            "last_error",
+        ]
+    )
     next_attempt_at = delivery.next_attempt_at if retry else None
     audit_record(
         actor=ACTOR,
         action="webhook.delivery.attempted",
         target=delivery,
         correlation_id=delivery.correlation_id,
-        details={"attempt": delivery.attempts, "response_status": outcome.status, "error": outcome.error,
-                 "outcome": "delivered" if outcome.delivered else "retrying" if retry else "failed",
-                 "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None},
-    )  # fmt: skip
+        details={
+            "attempt": delivery.attempts,
+            "response_status": outcome.status,
+            "error": outcome.error,
+            "outcome": "delivered" if outcome.delivered else "retrying" if retry else "failed",
+            "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+        },
+    )
     return next_attempt_at
 
 
@@ -347,16 +379,23 @@ def delivery_replay(*, actor: User, delivery: WebhookDelivery) -> WebhookDeliver
         raise Conflict("An attempt is being made right now: replay it once that is over.", code="in_progress")
     if delivery.status == DeliveryStatus.PENDING and (delivery.next_attempt_at or now) > now - STUCK_AFTER:
         when = f" (next at {delivery.next_attempt_at:%H:%M:%S} UTC)" if delivery.next_attempt_at else ""
-        raise Conflict(f"This delivery is still being attempted{when}: wait for it to succeed or fail.",
-                       code="pending")  # fmt: skip
+        raise Conflict(f"This delivery is still being attempted{when}: wait for it to succeed or fail.", code="pending")
     if not delivery.endpoint.active:
         raise Conflict("The endpoint is inactive: activate it first.", code="inactive")
     previous = delivery.status
     delivery.status, delivery.replayed_at, delivery.next_attempt_at = DeliveryStatus.PENDING, now, now
     delivery.save(update_fields=["status", "replayed_at", "next_attempt_at"])
-    audit_record(actor=audit_actor(actor), action="webhook.delivery.replayed", target=delivery,
-                 details={"event": delivery.event, "endpoint": delivery.endpoint_id, "previous_status": previous,
-                          "attempts": delivery.attempts})  # fmt: skip
+    audit_record(
+        actor=audit_actor(actor),
+        action="webhook.delivery.replayed",
+        target=delivery,
+        details={
+            "event": delivery.event,
+            "endpoint": delivery.endpoint_id,
+            "previous_status": previous,
+            "attempts": delivery.attempts,
+        },
+    )
     _enqueue(delivery.pk)
     return delivery
 

@@ -41,8 +41,17 @@ class GovernedObjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GovernedObject
-        fields = ["kind", "slug", "name", "draft", "draft_updated_at", "draft_updated_by", "labels",
-                  "latest_version", "created_at"]  # fmt: skip
+        fields = [
+            "kind",
+            "slug",
+            "name",
+            "draft",
+            "draft_updated_at",
+            "draft_updated_by",
+            "labels",
+            "latest_version",
+            "created_at",
+        ]
 
     def get_labels(self, obj: GovernedObject) -> dict[str, int]:
         """Each label set on this object and the version number it points at."""
@@ -91,8 +100,19 @@ class VersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Version
-        fields = ["number", "name", "status", "spec", "checksum", "author", "note", "checks", "created_at",
-                  "decided_at", "review"]  # fmt: skip
+        fields = [
+            "number",
+            "name",
+            "status",
+            "spec",
+            "checksum",
+            "author",
+            "note",
+            "checks",
+            "created_at",
+            "decided_at",
+            "review",
+        ]
 
     def get_review(self, version: Version) -> dict[str, Any] | None:
         """The configuration review deciding this version."""
@@ -177,9 +197,26 @@ class ReviewItemSerializer(ShownDigestMixin, serializers.ModelSerializer):
 
     class Meta:
         model = ReviewItem
-        fields = ["id", "kind", "subject_type", "subject_id", "subject_label", "reason", "raised_by", "risk",
-                  "requested_by", "status", "approvals_required", "due_at", "overdue", "created_at", "decided_at",
-                  "digest", "payload", "decisions"]  # fmt: skip
+        fields = [
+            "id",
+            "kind",
+            "subject_type",
+            "subject_id",
+            "subject_label",
+            "reason",
+            "raised_by",
+            "risk",
+            "requested_by",
+            "status",
+            "approvals_required",
+            "due_at",
+            "overdue",
+            "created_at",
+            "decided_at",
+            "digest",
+            "payload",
+            "decisions",
+        ]
 
 
 class ReviewDiffSerializer(serializers.Serializer):

@@ -153,9 +153,15 @@ def review_decide(*, actor: User, item: ReviewItem, decision: str, digest: str, 
         actor=audit_actor(actor),
         action=f"governance.review.{'approved' if decision == Decision.APPROVE else 'rejected'}",
         target=item,
-        details={"comment": comment, "digest": digest, "approvals": approvals, "required": item.approvals_required,
-                 "final": final, "roles": user_roles(actor)},
-    )  # fmt: skip
+        details={
+            "comment": comment,
+            "digest": digest,
+            "approvals": approvals,
+            "required": item.approvals_required,
+            "final": final,
+            "roles": user_roles(actor),
+        },
+    )
     if final:
         now = timezone.now()
         item.status = ReviewStatus.APPROVED if decision == Decision.APPROVE else ReviewStatus.REJECTED

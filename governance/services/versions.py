@@ -189,9 +189,15 @@ def _submit(*, obj: GovernedObject, note: str, label: str, author: User | None, 
         actor=actor,
         action=f"governance.{obj.kind}.version_submitted",
         target=version,
-        details={"version": version.number, "checksum": checksum, "label": target_label.name, "note": note,
-                 "checks_passed": version.checks_passed, **({"pins": pins} if pins else {})},
-    )  # fmt: skip
+        details={
+            "version": version.number,
+            "checksum": checksum,
+            "label": target_label.name,
+            "note": note,
+            "checks_passed": version.checks_passed,
+            **({"pins": pins} if pins else {}),
+        },
+    )
     return version
 
 

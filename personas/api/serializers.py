@@ -39,8 +39,22 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Conversation
-        fields = ["id", "persona", "version", "label", "status", "escalation_reason", "run", "correlation_id",
-                  "rating", "comment", "created_at", "updated_at", "closed_at", "messages"]  # fmt: skip
+        fields = [
+            "id",
+            "persona",
+            "version",
+            "label",
+            "status",
+            "escalation_reason",
+            "run",
+            "correlation_id",
+            "rating",
+            "comment",
+            "created_at",
+            "updated_at",
+            "closed_at",
+            "messages",
+        ]
 
 
 class ConversationSummarySerializer(ConversationSerializer):

@@ -103,14 +103,20 @@ def test_the_request_carries_system_tools_tool_results_and_the_parameters(api: M
     api.replies = [message(text("ok"))]
     conversation = [
         *MESSAGES,
-        {"role": "assistant", "content": "Let me look.", "meta": {"script_position": 3},
-         "tool_calls": [chat_tool_call("toolu_a", "unit__echo", '{"text": "a"}'),
-                        chat_tool_call("toolu_b", "unit__echo", '{"text": "b"}')]},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "meta": {"script_position": 3},
+            "tool_calls": [
+                chat_tool_call("toolu_a", "unit__echo", '{"text": "a"}'),
+                chat_tool_call("toolu_b", "unit__echo", '{"text": "b"}'),
+            ],
+        },
         {"role": "tool", "tool_call_id": "toolu_a", "content": '{"echo": "a"}'},
         {"role": "tool", "tool_call_id": "toolu_b", "content": '{"error": "the agent has no grant"}'},
         {"role": "assistant", "content": None, "tool_calls": [chat_tool_call("toolu_c", "unit__echo", "{broken")]},
         {"role": "tool", "tool_call_id": "toolu_c", "content": '{"error": "not a JSON object"}'},
-    ]  # fmt: skip
+    ]
     complete(api, messages=conversation, tools=[ECHO_TOOL], parameters={"temperature": 0.2, "max_tokens": 64})
     [request] = api.requests
     assert request.body["system"] == "Be brief."
@@ -120,20 +126,29 @@ def test_the_request_carries_system_tools_tool_results_and_the_parameters(api: M
     assert (request.body["max_tokens"], request.body["temperature"]) == (64, 0.2)
     assert request.body["messages"] == [
         {"role": "user", "content": '{"text": "hi"}'},
-        {"role": "assistant", "content": [
-            {"type": "text", "text": "Let me look."},
-            {"type": "tool_use", "id": "toolu_a", "name": "unit__echo", "input": {"text": "a"}},
-            {"type": "tool_use", "id": "toolu_b", "name": "unit__echo", "input": {"text": "b"}},
-        ]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_a", "content": '{"echo": "a"}'},
-            {"type": "tool_result", "tool_use_id": "toolu_b", "content": '{"error": "the agent has no grant"}'},
-        ]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "toolu_a", "name": "unit__echo", "input": {"text": "a"}},
+                {"type": "tool_use", "id": "toolu_b", "name": "unit__echo", "input": {"text": "b"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_a", "content": '{"echo": "a"}'},
+                {"type": "tool_result", "tool_use_id": "toolu_b", "content": '{"error": "the agent has no grant"}'},
+            ],
+        },
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_c", "name": "unit__echo", "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_c", "content": '{"error": "not a JSON object"}'},
-        ]},
-    ]  # fmt: skip
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_c", "content": '{"error": "not a JSON object"}'},
+            ],
+        },
+    ]
 
 
 def test_a_tool_call_comes_back_under_its_dotted_name(api: ModelServer, api_key: str) -> None:
@@ -179,12 +194,16 @@ def test_thinking_blocks_are_kept_and_sent_back_before_the_tool_calls(api: Model
 
 @pytest.mark.parametrize(
     ("status", "kind", "error_type", "retryable"),
-    [(429, "RateLimitError", "rate_limit_error", True), (500, "InternalServerError", "api_error", True),
-     (503, "ServiceUnavailableError", "api_error", True), (529, "OverloadedError", "overloaded_error", True),
-     (400, "BadRequestError", "invalid_request_error", False),
-     (401, "AuthenticationError", "authentication_error", False),
-     (404, "NotFoundError", "not_found_error", False)],
-)  # fmt: skip
+    [
+        (429, "RateLimitError", "rate_limit_error", True),
+        (500, "InternalServerError", "api_error", True),
+        (503, "ServiceUnavailableError", "api_error", True),
+        (529, "OverloadedError", "overloaded_error", True),
+        (400, "BadRequestError", "invalid_request_error", False),
+        (401, "AuthenticationError", "authentication_error", False),
+        (404, "NotFoundError", "not_found_error", False),
+    ],
+)
 def test_http_errors_are_retryable_only_when_a_retry_can_help(
     api: ModelServer, api_key: str, status: int, kind: str, error_type: str, retryable: bool
 ) -> None:
@@ -225,8 +244,11 @@ def test_the_api_key_comes_from_the_variable_the_model_names(
 
     providers.AnthropicProvider().complete(
         model={"provider": "anthropic", "name": "test-model", "base_url": api.base_url},
-        messages=MESSAGES, tools=[], timeout=5, script=[],
-    )  # fmt: skip
+        messages=MESSAGES,
+        tools=[],
+        timeout=5,
+        script=[],
+    )
     assert sent_key(api.requests[-1]) == "sk-ant-not-this-one"  # ANTHROPIC_API_KEY by default
 
     monkeypatch.delenv(KEY_VARIABLE)
@@ -290,7 +312,9 @@ def test_a_run_calls_a_tool_and_sends_its_result_back_to_the_model(
     assert [tool["name"] for tool in first.body["tools"]] == ["unit__echo"]
     assert "input_schema" in first.body["tools"][0]
     assert second.body["messages"][1:] == [
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_a", "name": "unit__echo",
-                                           "input": {"text": "hi"}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_a", "name": "unit__echo", "input": {"text": "hi"}}],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_a", "content": '{"echo": "hi"}'}]},
-    ]  # fmt: skip
+    ]

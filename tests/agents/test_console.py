@@ -63,9 +63,15 @@ def test_an_approver_sees_the_run_so_far_and_approves_with_edited_arguments(
 
     with transaction.atomic():  # the resume is enqueued after commit: captured, never sent (the test advances)
         with django_capture_on_commit_callbacks(execute=False) as enqueued:
-            response = client.post(_item_page(item), {
-                "digest": item.digest, "comment": "shorter", "arguments": '{"message": "final"}', "_edit": "1",
-            })  # fmt: skip
+            response = client.post(
+                _item_page(item),
+                {
+                    "digest": item.digest,
+                    "comment": "shorter",
+                    "arguments": '{"message": "final"}',
+                    "_edit": "1",
+                },
+            )
         connection.run_on_commit.clear()
     assert (response.status_code, len(enqueued)) == (302, 1)
     item.refresh_from_db()
@@ -83,9 +89,16 @@ def test_edited_arguments_that_break_a_constraint_are_refused_and_said(
 ) -> None:
     item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL)
     client.force_login(approver)
-    response = client.post(_item_page(item), {
-        "digest": item.digest, "comment": "", "arguments": '{"message": "' + "x" * 50 + '"}', "_edit": "1",
-    }, follow=True)  # fmt: skip
+    response = client.post(
+        _item_page(item),
+        {
+            "digest": item.digest,
+            "comment": "",
+            "arguments": '{"message": "' + "x" * 50 + '"}',
+            "_edit": "1",
+        },
+        follow=True,
+    )
     assert "break the grant" in response.content.decode()
     item.refresh_from_db()
     assert item.status == ReviewStatus.PENDING

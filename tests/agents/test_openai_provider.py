@@ -64,13 +64,20 @@ def test_the_request_carries_wire_tool_names_the_parameters_and_no_private_field
 ) -> None:
     chat.replies = [completion("ok")]
     remembered = {"role": "assistant", "content": "earlier", "meta": {"script_position": 3}}
-    complete(chat, messages=[*MESSAGES, remembered], tools=[ECHO_TOOL],
-             parameters={"temperature": 0.2, "max_tokens": 64})  # fmt: skip
+    complete(
+        chat, messages=[*MESSAGES, remembered], tools=[ECHO_TOOL], parameters={"temperature": 0.2, "max_tokens": 64}
+    )
     [request] = chat.requests
     assert request.body["tools"] == [
-        {"type": "function", "function": {"name": "unit__echo", "description": ECHO_TOOL["description"],
-                                          "parameters": ECHO_TOOL["parameters"]}}
-    ]  # fmt: skip
+        {
+            "type": "function",
+            "function": {
+                "name": "unit__echo",
+                "description": ECHO_TOOL["description"],
+                "parameters": ECHO_TOOL["parameters"],
+            },
+        }
+    ]
     assert (request.body["temperature"], request.body["max_tokens"]) == (0.2, 64)
     assert request.body["messages"][-1] == {"role": "assistant", "content": "earlier"}
 
@@ -101,9 +108,14 @@ def test_tool_call_arguments_that_are_not_a_json_object_come_back_as_none(chat: 
 
 @pytest.mark.parametrize(
     ("status", "kind", "retryable"),
-    [(429, "RateLimitError", True), (500, "InternalServerError", True), (503, "InternalServerError", True),
-     (400, "BadRequestError", False), (401, "AuthenticationError", False)],
-)  # fmt: skip
+    [
+        (429, "RateLimitError", True),
+        (500, "InternalServerError", True),
+        (503, "InternalServerError", True),
+        (400, "BadRequestError", False),
+        (401, "AuthenticationError", False),
+    ],
+)
 def test_http_errors_are_retryable_only_when_a_retry_can_help(
     chat: ModelServer, api_key: str, status: int, kind: str, retryable: bool
 ) -> None:
@@ -214,9 +226,7 @@ def test_malformed_and_ungranted_tool_calls_are_denied_and_not_executed(
     run = openai_run([{"tool": "unit.echo"}])
     assert run.status == RunStatus.SUCCEEDED, run.error
     malformed, ungranted = run.steps.filter(kind=StepKind.TOOL_CALL).order_by("seq")
-    assert (malformed.status, malformed.error) == (
-        StepStatus.DENIED, "the arguments were not a JSON object: {not json"
-    )  # fmt: skip
+    assert (malformed.status, malformed.error) == (StepStatus.DENIED, "the arguments were not a JSON object: {not json")
     assert (ungranted.status, ungranted.error) == (StepStatus.DENIED, "the agent has no grant for the tool 'unit.note'")
     assert notes() == []
     run_events = AuditEvent.objects.filter(correlation_id=run.correlation_id)

@@ -338,9 +338,13 @@ def test_a_critical_tool_needs_two_distinct_approvers(
 
 @on_worker
 def test_racing_approvers_resume_the_run_exactly_once(
-    agent: AgentFactory, operator: User, approver: User, make_user: Callable[..., User], api_as: Client,
+    agent: AgentFactory,
+    operator: User,
+    approver: User,
+    make_user: Callable[..., User],
+    api_as: Client,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     agent("critical", spec(append_script("test.critical"), [{"tool": "test.critical", "approval": "always"}]))
     client = api_as(operator)
     parked = at_rest(client, start(client, "critical", line_input(tmp_path / "out.txt", "once"))["id"])
@@ -402,19 +406,35 @@ def _retire_append() -> None:
 @pytest.mark.parametrize(
     ("grant", "quantity", "after_release", "reason"),
     [
-        pytest.param({"constraints": ["args.quantity <= 10"]}, 11, None,
-                     "the arguments break the constraint 'args.quantity <= 10'", id="constraint"),
-        pytest.param({"expires_at": "2020-01-31T18:00:00Z"}, 1, None,
-                     "the grant for 'test.append' expired at 2020-01-31T18:00:00+00:00", id="expired-grant"),
+        pytest.param(
+            {"constraints": ["args.quantity <= 10"]},
+            11,
+            None,
+            "the arguments break the constraint 'args.quantity <= 10'",
+            id="constraint",
+        ),
+        pytest.param(
+            {"expires_at": "2020-01-31T18:00:00Z"},
+            1,
+            None,
+            "the grant for 'test.append' expired at 2020-01-31T18:00:00+00:00",
+            id="expired-grant",
+        ),
         # A script may only call granted tools (the spec is refused otherwise); a tool whose code is gone is not
         # granted any more.
         pytest.param({}, 1, _retire_append, "the agent has no grant for the tool 'test.append'", id="no-grant"),
     ],
-)  # fmt: skip
+)
 def test_a_call_the_grant_does_not_allow_never_executes(
-    agent: AgentFactory, operator: User, api_as: Client, tmp_path: Path,
-    grant: dict[str, Any], quantity: int, after_release: Callable[[], None] | None, reason: str,
-) -> None:  # fmt: skip
+    agent: AgentFactory,
+    operator: User,
+    api_as: Client,
+    tmp_path: Path,
+    grant: dict[str, Any],
+    quantity: int,
+    after_release: Callable[[], None] | None,
+    reason: str,
+) -> None:
     agent("limited", spec(APPEND, [{"tool": "test.append", **grant}]))
     if after_release is not None:
         after_release()
@@ -551,14 +571,22 @@ def test_cancelling_a_running_run_stops_it_at_the_next_step_boundary(
     ("script", "run_input", "error"),
     [
         pytest.param([{"answer": "Hello {{ input.name }}"}], {}, "script entry 1: ", id="expression-fails"),
-        pytest.param([{"when": "input.go", "answer": "Gone."}], {"go": False},
-                     "the script ran out of entries without an answer", id="out-of-script"),
+        pytest.param(
+            [{"when": "input.go", "answer": "Gone."}],
+            {"go": False},
+            "the script ran out of entries without an answer",
+            id="out-of-script",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_failing_model_fails_the_run_with_the_reason(
-    agent: AgentFactory, operator: User, api_as: Client,
-    script: list[dict[str, Any]], run_input: dict[str, Any], error: str,
-) -> None:  # fmt: skip
+    agent: AgentFactory,
+    operator: User,
+    api_as: Client,
+    script: list[dict[str, Any]],
+    run_input: dict[str, Any],
+    error: str,
+) -> None:
     agent("broken", spec(script, []))
     client = api_as(operator)
 
@@ -615,11 +643,29 @@ def killable_worker(celery_worker: str, tmp_path: Path) -> Iterator[Worker]:
     log_path = tmp_path / "killable-worker.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", queue, "-n", name,
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env={**child_environment(queue=queue), "AGENTS_LEASE_SECONDS": "2"}, stdout=log,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "solo",
+                "-Q",
+                queue,
+                "-n",
+                name,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env={**child_environment(queue=queue), "AGENTS_LEASE_SECONDS": "2"},
+            stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
     try:
         deadline = time.monotonic() + 60
         while not celery_app.control.ping(destination=[name], timeout=0.5):
@@ -670,16 +716,35 @@ CHECKED = "rejected by april-approver (Approver): checked"
 @pytest.mark.parametrize(
     ("decision", "outcome", "answer", "calls"),
     [
-        pytest.param("reject", ("denied", f"not called again: {CHECKED}"), f"Gave up: not called again: {CHECKED}",
-                     ["started slow"], id="rejected-not-called-again"),
-        pytest.param("approve", ("succeeded", ""), "Done.", ["started slow", "started slow", "slow"],
-                     id="approved-called-once-more"),
+        pytest.param(
+            "reject",
+            ("denied", f"not called again: {CHECKED}"),
+            f"Gave up: not called again: {CHECKED}",
+            ["started slow"],
+            id="rejected-not-called-again",
+        ),
+        pytest.param(
+            "approve",
+            ("succeeded", ""),
+            "Done.",
+            ["started slow", "started slow", "slow"],
+            id="approved-called-once-more",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_killed_worker_loses_no_run_and_a_person_decides_whether_to_repeat_a_non_idempotent_call(
-    agent: AgentFactory, operator: User, approver: User, api_as: Client, tmp_path: Path, settings: Any,
-    killable_worker: Worker, decision: str, outcome: tuple[str, str], answer: str, calls: list[str],
-) -> None:  # fmt: skip
+    agent: AgentFactory,
+    operator: User,
+    approver: User,
+    api_as: Client,
+    tmp_path: Path,
+    settings: Any,
+    killable_worker: Worker,
+    decision: str,
+    outcome: tuple[str, str],
+    answer: str,
+    calls: list[str],
+) -> None:
     settings.AGENTS_LEASE_SECONDS = 2
     agent("slowpoke", spec(SLOW, [{"tool": "test.slow"}]))
     path, release = tmp_path / "out.txt", tmp_path / "release"

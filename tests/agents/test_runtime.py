@@ -175,10 +175,22 @@ def changed(path: list[Any], value: Any) -> dict[str, Any]:
         (changed(["escalation"], {"budget_overrun": "ask"}), "escalation.budget_overrun", "is not one of"),
         (changed(["memory"], {"scope": "forever"}), "memory.scope", "is not one of"),
     ],
-    ids=["unknown-tool", "granted-twice", "approval-when", "constraint", "expires-at", "script-when",
-         "script-arguments", "answer-template", "ungranted-call", "no-script", "script-for-openai", "escalation",
-         "memory"],
-)  # fmt: skip
+    ids=[
+        "unknown-tool",
+        "granted-twice",
+        "approval-when",
+        "constraint",
+        "expires-at",
+        "script-when",
+        "script-arguments",
+        "answer-template",
+        "ungranted-call",
+        "no-script",
+        "script-for-openai",
+        "escalation",
+        "memory",
+    ],
+)
 def test_an_invalid_agent_spec_is_refused_at_the_path_of_its_mistake(
     synced: None, agent_spec: dict[str, Any], path: str, message: str
 ) -> None:
@@ -370,8 +382,13 @@ NOTE_SCRIPT = [{"call": "unit.note", "arguments": {"message": "input.message"}},
 def test_an_action_policy_that_denies_stops_the_tool_call(
     unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run]
 ) -> None:
-    policy("no-secrets", checkpoint="action", condition="tool == 'unit.note' && args.message.contains('secret')",
-           effect="deny", message="No secrets in notes.")  # fmt: skip
+    policy(
+        "no-secrets",
+        checkpoint="action",
+        condition="tool == 'unit.note' && args.message.contains('secret')",
+        effect="deny",
+        message="No secrets in notes.",
+    )
     unit_agent("scribe", NOTE_SCRIPT)
     assert run_to_rest("scribe", {"message": "public"}).status == RunStatus.SUCCEEDED
     run = run_to_rest("scribe", {"message": "the secret plan"})
@@ -408,8 +425,13 @@ def test_an_action_policy_that_redacts_masks_what_the_tool_gets_the_approver_see
 def test_an_action_policy_that_requires_approval_parks(
     unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run]
 ) -> None:
-    policy("medium-writes", checkpoint="action", condition="side_effect == 'write' && risk == 'medium'",
-           effect="require_approval", message="Medium writes need a person.")  # fmt: skip
+    policy(
+        "medium-writes",
+        checkpoint="action",
+        condition="side_effect == 'write' && risk == 'medium'",
+        effect="require_approval",
+        message="Medium writes need a person.",
+    )
     unit_agent("scribe", NOTE_SCRIPT)
     item = assert_parked(run_to_rest("scribe", {"message": "hello"}), "policy: policy 'medium-writes' v1")
     assert "Medium writes need a person." in item.reason
@@ -444,8 +466,7 @@ def test_a_policy_released_after_a_run_started_does_not_apply_to_it(
 def test_an_input_policy_that_denies_fails_the_run_before_the_model_is_called(
     unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run]
 ) -> None:
-    policy("no-codes", checkpoint="input", condition="text.contains('launch code')", effect="deny",
-           message="Not here.")  # fmt: skip
+    policy("no-codes", checkpoint="input", condition="text.contains('launch code')", effect="deny", message="Not here.")
     unit_agent("answerer", [{"answer": "fine"}])
     assert run_to_rest("answerer", {"ask": "the weather"}).result == {"answer": "fine"}
     run = run_to_rest("answerer", {"ask": "the launch code"})
@@ -480,14 +501,19 @@ CLERK = [
 
 
 def test_a_run_remembers_the_latest_runs_of_its_requester_newest_first(
-    unit_agent: Callable[..., str], run_to_rest: Callable[..., Run], make_user: Callable[..., User],
+    unit_agent: Callable[..., str],
+    run_to_rest: Callable[..., Run],
+    make_user: Callable[..., User],
     django_capture_on_commit_callbacks: Capture,
-) -> None:  # fmt: skip
+) -> None:
     unit_agent("clerk", CLERK, memory={"scope": "requester", "runs": 2})
     answers = [run_to_rest("clerk", {"item": item}).result for item in ("tea", "milk", "sugar", "salt")]
-    assert answers == [{"answer": "tea: nothing remembered"}, {"answer": "milk: 1 remembered, the last tea"},
-                       {"answer": "sugar: 2 remembered, the last milk"},
-                       {"answer": "salt: 2 remembered, the last sugar"}]  # fmt: skip
+    assert answers == [
+        {"answer": "tea: nothing remembered"},
+        {"answer": "milk: 1 remembered, the last tea"},
+        {"answer": "sugar: 2 remembered, the last milk"},
+        {"answer": "salt: 2 remembered, the last sugar"},
+    ]
     last = Run.objects.get(input={"item": "salt"})
     [recalled] = last.steps.filter(kind=StepKind.MEMORY)
     assert [(entry["input"], entry["answer"]) for entry in recalled.detail["runs"]] == [
@@ -496,8 +522,9 @@ def test_a_run_remembers_the_latest_runs_of_its_requester_newest_first(
     ]
     assert recalled.seq == 1  # before the first model call, recorded once
     assert events(last, "agent.memory.recalled")[0].details == {
-        "scope": "requester", "runs": [entry["run"] for entry in recalled.detail["runs"]],
-    }  # fmt: skip
+        "scope": "requester",
+        "runs": [entry["run"] for entry in recalled.detail["runs"]],
+    }
     remembered = said(last)[1]
     assert remembered["role"] == "system"
     assert remembered["content"].startswith(conversation.REMEMBERED)
@@ -512,9 +539,12 @@ def test_a_run_remembers_the_latest_runs_of_its_requester_newest_first(
 
 
 def test_an_agent_wide_memory_spans_requesters_and_keeps_inputs_as_the_guardrails_masked_them(
-    unit_agent: Callable[..., str], policy: Callable[..., None], run_to_rest: Callable[..., Run],
-    make_user: Callable[..., User], django_capture_on_commit_callbacks: Capture,
-) -> None:  # fmt: skip
+    unit_agent: Callable[..., str],
+    policy: Callable[..., None],
+    run_to_rest: Callable[..., Run],
+    make_user: Callable[..., User],
+    django_capture_on_commit_callbacks: Capture,
+) -> None:
     policy("no-emails-in", checkpoint="input", condition="pii_found", effect="redact", redact=["email"])
     unit_agent("town-crier", CLERK, memory={"scope": "agent"})
     first = run_to_rest("town-crier", {"item": "a note for ann@example.com"})
@@ -614,9 +644,12 @@ def test_a_run_past_its_wall_time_times_out(
 
 
 def test_time_spent_waiting_for_a_person_does_not_count_against_wall_time(
-    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    unit_agent: Callable[..., str],
+    operator: User,
+    approver: User,
+    committed: None,
     django_capture_on_commit_callbacks: Capture,
-) -> None:  # fmt: skip
+) -> None:
     grants = [{"tool": "unit.echo", "approval": "always"}]
     script = [{"call": "unit.echo", "arguments": {"text": "'hi'"}}, *TELL]
     unit_agent("patient", script, budgets={"steps": 5, "wall_seconds": 60}, grants=grants)
@@ -625,8 +658,9 @@ def test_time_spent_waiting_for_a_person_does_not_count_against_wall_time(
     run.refresh_from_db()
     assert run.status == RunStatus.AWAITING_APPROVAL
     # The approver takes two minutes: more than the whole wall-time budget.
-    Run.objects.filter(pk=run.pk).update(started_at=F("started_at") - dt.timedelta(seconds=120),
-                                         parked_at=F("parked_at") - dt.timedelta(seconds=120))  # fmt: skip
+    Run.objects.filter(pk=run.pk).update(
+        started_at=F("started_at") - dt.timedelta(seconds=120), parked_at=F("parked_at") - dt.timedelta(seconds=120)
+    )
     item = ReviewItem.objects.get(kind=ReviewKind.TOOL_APPROVAL, status=ReviewStatus.PENDING)
     with transaction.atomic():
         governance_services.review_decide(actor=approver, item=item, decision="approve", digest=item.digest)
@@ -649,8 +683,9 @@ NOTE_THEN_ANSWER = [{"call": "unit.note", "arguments": {"message": "'restock'"}}
 def decide_now(actor: User, item: ReviewItem, decision: str, comment: str = "") -> None:
     """Decide in a transaction of its own; the resume it enqueues after commit is dropped (the test advances)."""
     with transaction.atomic():
-        governance_services.review_decide(actor=actor, item=item, decision=decision, digest=item.digest,
-                                          comment=comment)  # fmt: skip
+        governance_services.review_decide(
+            actor=actor, item=item, decision=decision, digest=item.digest, comment=comment
+        )
         connection.run_on_commit.clear()
 
 
@@ -659,9 +694,12 @@ def overrun_item() -> ReviewItem:
 
 
 def test_a_budget_overrun_under_review_waits_for_a_person_who_may_grant_the_budget_once_more(
-    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    unit_agent: Callable[..., str],
+    operator: User,
+    approver: User,
+    committed: None,
     django_capture_on_commit_callbacks: Capture,
-) -> None:  # fmt: skip
+) -> None:
     unit_agent("frugal", NOTE_THEN_ANSWER, budgets={"steps": 1}, escalation=REVIEW_OVERRUNS)
     run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
     runtime.advance(run.pk, OWNER)
@@ -698,9 +736,12 @@ def test_a_budget_overrun_under_review_waits_for_a_person_who_may_grant_the_budg
 
 
 def test_a_refused_budget_overrun_fails_the_run_and_the_call_is_never_made(
-    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
+    unit_agent: Callable[..., str],
+    operator: User,
+    approver: User,
+    committed: None,
     django_capture_on_commit_callbacks: Capture,
-) -> None:  # fmt: skip
+) -> None:
     unit_agent("frugal", NOTE_THEN_ANSWER, budgets={"steps": 1}, escalation=REVIEW_OVERRUNS)
     run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
     runtime.advance(run.pk, OWNER)
@@ -717,9 +758,13 @@ def test_a_refused_budget_overrun_fails_the_run_and_the_call_is_never_made(
 
 
 def test_a_budget_overrun_is_an_approval_of_the_api_decided_by_anyone_but_whoever_started_the_run(
-    unit_agent: Callable[..., str], operator: User, approver: User, committed: None,
-    django_capture_on_commit_callbacks: Capture, api_as: Callable[[User], APIClient],
-) -> None:  # fmt: skip
+    unit_agent: Callable[..., str],
+    operator: User,
+    approver: User,
+    committed: None,
+    django_capture_on_commit_callbacks: Capture,
+    api_as: Callable[[User], APIClient],
+) -> None:
     unit_agent("frugal", NOTE_THEN_ANSWER, budgets={"steps": 1}, escalation=REVIEW_OVERRUNS)
     run = start_run(django_capture_on_commit_callbacks, operator, "frugal", {})
     runtime.advance(run.pk, OWNER)
@@ -814,8 +859,14 @@ def test_planning_that_fails_after_a_tool_call_keeps_its_result_and_the_run_resu
     django_capture_on_commit_callbacks: Capture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    unit_agent("shaky", [{"call": "unit.note", "arguments": {"message": "'first'"}},
-                         {"call": "unit.note", "arguments": {"message": "'second'"}}, {"answer": "noted"}])  # fmt: skip
+    unit_agent(
+        "shaky",
+        [
+            {"call": "unit.note", "arguments": {"message": "'first'"}},
+            {"call": "unit.note", "arguments": {"message": "'second'"}},
+            {"answer": "noted"},
+        ],
+    )
     run = start_run(django_capture_on_commit_callbacks, operator, "shaky", {})
     planned = model_call.next_call
     calls = []
@@ -931,8 +982,11 @@ def test_cancelling_a_running_run_stops_it_at_the_next_step(
 def test_cancelling_a_run_awaiting_approval_withdraws_the_approval(
     unit_agent: Callable[..., str], operator: User, run_to_rest: Callable[..., Run]
 ) -> None:
-    unit_agent("careful", [{"call": "unit.echo", "arguments": {"text": "'hi'"}}, *TELL],
-          grants=[{"tool": "unit.echo", "approval": "always"}])  # fmt: skip
+    unit_agent(
+        "careful",
+        [{"call": "unit.echo", "arguments": {"text": "'hi'"}}, *TELL],
+        grants=[{"tool": "unit.echo", "approval": "always"}],
+    )
     run = run_to_rest("careful")
     item = assert_parked(run, "always needs approval")
     services.run_cancel(actor=operator, run=run)
@@ -986,8 +1040,10 @@ def test_compensation_undoes_write_steps_newest_first(
     ]
     assert notes() == ["struck: undo first", "struck: undo second"]
     assert [step.status for step in tool_steps(run) if step.compensates_id is None] == [
-        StepStatus.COMPENSATED, StepStatus.SUCCEEDED, StepStatus.COMPENSATED
-    ]  # fmt: skip
+        StepStatus.COMPENSATED,
+        StepStatus.SUCCEEDED,
+        StepStatus.COMPENSATED,
+    ]
     assert [event.target_id for event in events(run, "agent.tool.compensated")] == [str(second.pk), str(first.pk)]
     [done] = events(run, "agent.run.compensated")
     assert done.details == {"complete": True, "status": RunStatus.ROLLED_BACK, "outcome": RunOutcome.NOT_COMPLETED}
@@ -1015,8 +1071,10 @@ def test_a_write_without_compensation_goes_to_a_person_and_the_run_is_not_rolled
     assert (note_undo.compensates_id, note_undo.status) == (note_step.pk, StepStatus.SUCCEEDED)
     item = ReviewItem.objects.get(subject_type="agents.step", subject_id=str(wire_undo.pk))
     assert (item.kind, item.status, item.payload["question"]) == (
-        ReviewKind.TOOL_APPROVAL, ReviewStatus.PENDING, "manual_undo"
-    )  # fmt: skip
+        ReviewKind.TOOL_APPROVAL,
+        ReviewStatus.PENDING,
+        "manual_undo",
+    )
     assert item.payload["arguments"] == {"amount": 250}
     wire_step.refresh_from_db()
     assert wire_step.status == StepStatus.SUCCEEDED
@@ -1033,8 +1091,9 @@ def test_a_write_without_compensation_goes_to_a_person_and_the_run_is_not_rolled
     # The person undoes it by hand and approves: the write counts as compensated, the run is rolled back.
     second = User.objects.create_user("second-approver")
     user_role_assign(actor=Actor.system("tests"), user=second, role=Role.APPROVER)
-    governance_services.review_decide(actor=second, item=item, decision="approve", digest=item.digest,
-                                      comment="reversed the transfer by hand")  # fmt: skip
+    governance_services.review_decide(
+        actor=second, item=item, decision="approve", digest=item.digest, comment="reversed the transfer by hand"
+    )
     wire_step.refresh_from_db()
     run.refresh_from_db()
     assert (wire_step.status, run.status) == (StepStatus.COMPENSATED, RunStatus.ROLLED_BACK)
@@ -1065,9 +1124,12 @@ def client_user(make_user: Callable[..., User]) -> Callable[[str], User]:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [({"input": "text"}, "Expected a dictionary"), ({"input": [1]}, "Expected a dictionary"),
-     ({}, "This field is required.")],
-)  # fmt: skip
+    [
+        ({"input": "text"}, "Expected a dictionary"),
+        ({"input": [1]}, "Expected a dictionary"),
+        ({}, "This field is required."),
+    ],
+)
 def test_starting_a_run_with_bad_input_is_refused_with_field_errors(
     api_as: Callable[[User], APIClient], operator: User, hello: str, body: dict[str, Any], message: str
 ) -> None:
@@ -1131,13 +1193,26 @@ def test_the_tool_list_shows_each_tool_with_its_schema(
     assert response.status_code == 200
     tools = {tool["name"]: tool for tool in response.json()["results"]}
     assert tools["unit.echo"] == {
-        "name": "unit.echo", "description": "Say the text back.", "kind": "python",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
-                       "additionalProperties": False},
-        "side_effect": "read", "risk": "low", "idempotent": True, "timeout_seconds": 10.0, "compensation": None,
-        "available": True, "label": "production", "version": 1, "labels": {"production": 1, "staging": 1},
+        "name": "unit.echo",
+        "description": "Say the text back.",
+        "kind": "python",
+        "parameters": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        "side_effect": "read",
+        "risk": "low",
+        "idempotent": True,
+        "timeout_seconds": 10.0,
+        "compensation": None,
+        "available": True,
+        "label": "production",
+        "version": 1,
+        "labels": {"production": 1, "staging": 1},
         "request": None,
-    }  # fmt: skip
+    }
     assert tools["unit.note"]["compensation"] == {
         "tool": "unit.unnote",
         "arguments": {"note_id": "result.note_id", "why": "'undo ' + args.message"},

@@ -82,11 +82,15 @@ def test_console_csv_holds_every_event_exactly_as_stored(client: Client, auditor
         event = stored[int(row["sequence"])]
         assert row["created_at"] == integrity.timestamp(event.created_at)
         assert (row["actor_type"], row["actor_id"], row["actor_label"]) == (
-            event.actor_type, event.actor_id, event.actor_label,
-        )  # fmt: skip
+            event.actor_type,
+            event.actor_id,
+            event.actor_label,
+        )
         assert (row["target_type"], row["target_id"], row["target_label"]) == (
-            event.target_type, event.target_id, event.target_label,
-        )  # fmt: skip
+            event.target_type,
+            event.target_id,
+            event.target_label,
+        )
         assert row["action"] == event.action
         assert row["details"] == integrity.canonical_json(event.details)
         assert row["details_digest"] == event.details_digest

@@ -168,8 +168,11 @@ def test_a_greeting_is_edited_reviewed_released_and_rolled_back_through_the_cons
     expect(page.locator("ul.messagelist")).to_contain_text("Submitted persona support v2 for review.")
     v2 = Version.objects.get(object=support, number=2)
     assert (v2.status, v2.author, v2.note, v2.spec["greeting"]) == (
-        VersionStatus.PENDING, editor, "A friendlier greeting.", NEW_GREETING,
-    )  # fmt: skip
+        VersionStatus.PENDING,
+        editor,
+        "A friendlier greeting.",
+        NEW_GREETING,
+    )
     assert re.search(r"/admin/governance/version/\d+/change/$", page.url)
     assert field(page, "status") == "pending review"
     # An Editor cannot release: the version page offers nothing of the kind.
@@ -227,8 +230,9 @@ def test_a_greeting_is_edited_reviewed_released_and_rolled_back_through_the_cons
     [rolled_back] = events("governance.persona.rolled_back", target_id=str(support.pk))
     assert rolled_back.actor_label == operator.username
     assert (rolled_back.details["reason"], rolled_back.details["label"]) == (
-        "Customers found the new greeting abrupt.", "production",
-    )  # fmt: skip
+        "Customers found the new greeting abrupt.",
+        "production",
+    )
 
     third = start_conversation(client)
     assert (third["version"], third["messages"][0]["text"]) == (1, greeting(support, old_greeting))
@@ -278,8 +282,9 @@ def test_an_approver_edits_and_approves_a_parked_run_from_the_review_queue_and_t
     assert run.result == {"answer": f"Ordered 250 units of SKU-123 (order {order.pk})."}
     [edited] = events("agent.approval.edited", actor_label=approver.username)
     assert (edited.details["before"], edited.details["after"]) == (
-        {"sku": "SKU-123", "quantity": 500}, {"sku": "SKU-123", "quantity": 250},
-    )  # fmt: skip
+        {"sku": "SKU-123", "quantity": 500},
+        {"sku": "SKU-123", "quantity": 250},
+    )
 
     page.goto(f"/admin/agents/run/{run.pk}/change/")
     assert field(page, "status") == "succeeded"

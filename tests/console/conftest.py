@@ -26,9 +26,14 @@ class Cast:
         obj = GovernedObject.objects.create(kind=kind, slug=slug, name=slug.title())
         spec: dict[str, Any] = {"name": slug}
         Version.objects.create(
-            object=obj, number=1, name=slug, spec=spec, checksum=hashlib.sha256(slug.encode()).hexdigest(),
-            author=self.requester, status="approved",
-        )  # fmt: skip
+            object=obj,
+            number=1,
+            name=slug,
+            spec=spec,
+            checksum=hashlib.sha256(slug.encode()).hexdigest(),
+            author=self.requester,
+            status="approved",
+        )
         return obj
 
     def run(
@@ -46,10 +51,16 @@ class Cast:
         if outcome is None and status in FINISHED_RUN_STATUSES:
             outcome = RunOutcome.COMPLETED if status == RunStatus.SUCCEEDED else RunOutcome.NOT_COMPLETED
         return Run.objects.create(
-            agent=agent, version=agent.versions.get(), label="production", requested_by=self.requester,
-            status=status, outcome=outcome, cost_used=Decimal(cost), created_at=at,
+            agent=agent,
+            version=agent.versions.get(),
+            label="production",
+            requested_by=self.requester,
+            status=status,
+            outcome=outcome,
+            cost_used=Decimal(cost),
+            created_at=at,
             finished_at=at + dt.timedelta(seconds=took) if took is not None else None,
-        )  # fmt: skip
+        )
 
     def step(
         self, run: Run, kind: str, status: str, *, detail: dict[str, Any] | None = None, review: Any = None
@@ -66,10 +77,15 @@ class Cast:
         rating: int | None = None,
     ) -> Conversation:
         return Conversation.objects.create(
-            persona=persona, version=persona.versions.get(), label="production", client=self.requester,
-            status=ConversationStatus.CLOSED if took is not None else ConversationStatus.ACTIVE, rating=rating,
-            created_at=at, closed_at=at + dt.timedelta(seconds=took) if took is not None else None,
-        )  # fmt: skip
+            persona=persona,
+            version=persona.versions.get(),
+            label="production",
+            client=self.requester,
+            status=ConversationStatus.CLOSED if took is not None else ConversationStatus.ACTIVE,
+            rating=rating,
+            created_at=at,
+            closed_at=at + dt.timedelta(seconds=took) if took is not None else None,
+        )
 
     def message(
         self, conversation: Conversation, role: str = Role.USER, *flag_kinds: str, **flag_extra: Any
@@ -94,16 +110,28 @@ class Cast:
             kind=kind,
             subject_type=subject._meta.label_lower if subject is not None else "agents.step",
             subject_id=str(subject.pk) if subject is not None else "0",
-            subject_label=label, reason=reason, raised_by="tests", risk=Risk.MEDIUM,
-            requested_by=self.requester, requested_by_label=self.requester.username, payload={},
-            digest="0" * 64, status=status, created_at=created, due_at=due or created + dt.timedelta(hours=1),
-        )  # fmt: skip
+            subject_label=label,
+            reason=reason,
+            raised_by="tests",
+            risk=Risk.MEDIUM,
+            requested_by=self.requester,
+            requested_by_label=self.requester.username,
+            payload={},
+            digest="0" * 64,
+            status=status,
+            created_at=created,
+            due_at=due or created + dt.timedelta(hours=1),
+        )
 
     def handover(self, conversation: Conversation, *, status: str = ReviewStatus.PENDING) -> ReviewItem:
         return self.review_item(
-            kind=ReviewKind.HANDOVER, subject=conversation, label=str(conversation), reason="asked for a person",
-            created=conversation.created_at + dt.timedelta(seconds=5), status=status,
-        )  # fmt: skip
+            kind=ReviewKind.HANDOVER,
+            subject=conversation,
+            label=str(conversation),
+            reason="asked for a person",
+            created=conversation.created_at + dt.timedelta(seconds=5),
+            status=status,
+        )
 
 
 @pytest.fixture

@@ -179,8 +179,9 @@ def test_the_run_links_open_the_filtered_run_list(client: Client, viewer: User, 
 
 def test_the_embedded_metrics_are_the_api_figures(client: Client, admin: User, activity: dict[str, Any]) -> None:
     page = index_page(client, admin)
-    embedded = json.loads(re.search(r'<script id="metrics-data" type="application/json">(.*?)</script>', page,
-                                    re.DOTALL).group(1))  # type: ignore[union-attr]  # fmt: skip
+    found = re.search(r'<script id="metrics-data" type="application/json">(.*?)</script>', page, re.DOTALL)
+    assert found is not None
+    embedded = json.loads(found.group(1))
     api = client.get("/api/metrics/").json()
     assert embedded == api
     assert (embedded["totals"]["runs_started"], embedded["totals"]["escalated_conversations"]) == (3, 1)
@@ -246,8 +247,9 @@ def populate(cast: Cast, size: int) -> None:
         conversation = cast.conversation(persona, at=now - dt.timedelta(days=number % 30), took=60, rating=4)
         cast.message(conversation, Role.USER, "guardrail.deny")
         cast.handover(conversation)
-        cast.review_item(kind=ReviewKind.TOOL_APPROVAL, label=f"approval {number}",
-                         due=now - dt.timedelta(minutes=number))  # fmt: skip
+        cast.review_item(
+            kind=ReviewKind.TOOL_APPROVAL, label=f"approval {number}", due=now - dt.timedelta(minutes=number)
+        )
 
 
 @pytest.mark.parametrize("size", [1, 20])

@@ -156,22 +156,29 @@ def test_per_agent_and_per_persona(world: World) -> None:
     assert list(personas) == ["sales", "support"]
     inventory, risk = agents["inventory"], agents["risk"]
     assert (inventory["runs_started"], inventory["task_completion_rate"], inventory["cost"]) == (
-        4, 0.6667, Decimal("0.90"),
-    )  # fmt: skip
+        4,
+        0.6667,
+        Decimal("0.90"),
+    )
     assert (inventory["median_run_resolution_seconds"], inventory["policy_violations"]) == (60.0, 1)
     assert inventory["policy_violations_per_100_interactions"] == 25.0  # 1 in 4 runs
     assert (risk["task_completion_rate"], risk["median_run_resolution_seconds"], risk["cost"]) == (
-        0.0, 155.0, Decimal("1.00"),
-    )  # fmt: skip
+        0.0,
+        155.0,
+        Decimal("1.00"),
+    )
     assert (risk["runs_succeeded"], risk["runs_not_completed"], inventory["runs_escalated"]) == (1, 2, 1)
     assert (risk["policy_violations"], inventory["conversations_started"]) == (2, 0)
     support, sales = personas["support"], personas["sales"]
     assert (support["conversations_started"], support["user_satisfaction"], support["escalation_rate"]) == (
-        3, 4.0, 0.6667,
-    )  # fmt: skip
+        3,
+        4.0,
+        0.6667,
+    )
     assert (support["median_conversation_resolution_seconds"], support["policy_violations_per_100_interactions"]) == (
-        900.0, 40.0,
-    )  # fmt: skip
+        900.0,
+        40.0,
+    )
     assert (sales["user_satisfaction"], sales["ratings"], sales["escalation_rate"]) == (None, 0, 0.0)
     assert (sales["policy_violations_per_100_interactions"], sales["runs_started"]) == (100.0, 0)
 

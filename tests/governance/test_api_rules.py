@@ -69,17 +69,30 @@ def test_submitting_an_unchanged_draft_again_is_a_409(api_as, editor: User, appr
         ({"moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 1}]}, "note"),
         ({"note": "x", "moves": []}, "moves"),
         ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production"}]}, "moves"),
-        ({"note": "x", "moves": [{"kind": "style_guide", "slug": "nope", "label": "production", "version": 1}]},
-         "moves[0].slug"),
-        ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 9}]},
-         "moves[0].version"),
-        ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "moon", "version": 1}]},
-         "moves[0].label"),
-        ({"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 1},
-                                 {"kind": "style_guide", "slug": "brand", "label": "production", "version": 1}]},
-         "moves[1]"),
+        (
+            {"note": "x", "moves": [{"kind": "style_guide", "slug": "nope", "label": "production", "version": 1}]},
+            "moves[0].slug",
+        ),
+        (
+            {"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 9}]},
+            "moves[0].version",
+        ),
+        (
+            {"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "moon", "version": 1}]},
+            "moves[0].label",
+        ),
+        (
+            {
+                "note": "x",
+                "moves": [
+                    {"kind": "style_guide", "slug": "brand", "label": "production", "version": 1},
+                    {"kind": "style_guide", "slug": "brand", "label": "production", "version": 1},
+                ],
+            },
+            "moves[1]",
+        ),
     ],
-)  # fmt: skip
+)
 def test_release_bad_input(api_as, approver: User, approved: Version, body: dict[str, Any], field: str) -> None:
     response = api_as(approver).post("/api/releases/", body, format="json")
     assert response.status_code == 400, response.json()
@@ -174,13 +187,17 @@ def test_review_queue_filters(api_as, viewer: User, editor: User) -> None:
     [
         ("viewer", "post", "/api/style-guides/", {"slug": "x", "name": "x"}),
         ("approver", "post", "/api/style-guides/", {"slug": "x", "name": "x"}),
-        ("editor", "post", "/api/releases/", {"note": "x", "moves": [
-            {"kind": "style_guide", "slug": "brand", "label": "production", "version": 1}]}),
+        (
+            "editor",
+            "post",
+            "/api/releases/",
+            {"note": "x", "moves": [{"kind": "style_guide", "slug": "brand", "label": "production", "version": 1}]},
+        ),
         ("operator", "post", "/api/style-guides/brand/submit/", {}),
         ("editor", "post", "/api/labels/", {"name": "canary"}),
         ("auditor", "patch", "/api/style-guides/brand/", {"name": "y"}),
     ],
-)  # fmt: skip
+)
 def test_roles_are_enforced(api_as, request, approved: Version, role_user: str, method: str, url: str, body) -> None:
     client = api_as(request.getfixturevalue(role_user))
     response = getattr(client, method)(url, body, format="json")

@@ -57,8 +57,15 @@ def _page(conversation: Conversation) -> str:
 
 
 def test_the_persona_page_shows_what_submitting_the_draft_would_say(client: Client, editor: User) -> None:
-    broken = {**PERSONA, "flows": [{**PERSONA["flows"][0], "steps": [{"id": "tell", "type": "say", "next": "nowhere",
-                                                                      "text": "Open {{day}}."}]}]}  # fmt: skip
+    broken = {
+        **PERSONA,
+        "flows": [
+            {
+                **PERSONA["flows"][0],
+                "steps": [{"id": "tell", "type": "say", "next": "nowhere", "text": "Open {{day}}."}],
+            }
+        ],
+    }
     obj = governance.governed_object_create(actor=editor, kind="persona", slug="bad", name="Bad", draft=broken)
     client.force_login(editor)
     page = client.get(reverse("admin:personas_persona_change", args=[obj.pk])).content.decode()

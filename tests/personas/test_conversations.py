@@ -273,8 +273,13 @@ def test_a_conversation_starts_on_the_released_version_with_the_greeting(
         str(client_user.pk),
         client_user.username,
     )
-    assert started.details == {"persona": "helper", "version": 1, "label": "production", "policies": [],
-                               "messages": [1]}  # fmt: skip
+    assert started.details == {
+        "persona": "helper",
+        "version": 1,
+        "label": "production",
+        "policies": [],
+        "messages": [1],
+    }
 
 
 def test_the_label_defaults_to_production(as_client: APIClient, helper: Version) -> None:
@@ -579,9 +584,14 @@ def test_personal_data_in_an_escalation_reason_never_reaches_the_audit_trail(
 def test_a_flow_that_ends_with_close_closes_the_conversation(
     as_client: APIClient, client_user: User, lifecycle: Lifecycle, guide: Version
 ) -> None:
-    goodbye = {"id": "bye", "trigger": {"keywords": ["bye"]},
-               "steps": [{"id": "ask_email", "type": "ask", "slot": "email", "slot_type": "email", "prompt": "E-mail?"},
-                         {"id": "end", "type": "end", "text": "Goodbye!", "close": True}]}  # fmt: skip
+    goodbye = {
+        "id": "bye",
+        "trigger": {"keywords": ["bye"]},
+        "steps": [
+            {"id": "ask_email", "type": "ask", "slot": "email", "slot_type": "email", "prompt": "E-mail?"},
+            {"id": "end", "type": "end", "text": "Goodbye!", "close": True},
+        ],
+    }
     lifecycle.release(PERSONA_KIND, "private", {**PERSONA, "pii": "redact", "flows": [goodbye]}, name="Penny")
     conversation = start(as_client, persona="private")["id"]
     say(as_client, conversation, "bye")
@@ -939,9 +949,14 @@ def test_persona_name_is_filled_in_every_text_from_the_spec(
         **PERSONA,
         "handover": "{{persona_name}} passes you on.",
         "messages": {"handed_back": "{{persona_name}} is back.", "denied": "{{persona_name}} can't."},
-        "flows": [{"id": "work", "trigger": {"keywords": ["work"]},
-                   "steps": [{"id": "go", "type": "handoff", "agent": "worker"}]}],
-    }  # fmt: skip
+        "flows": [
+            {
+                "id": "work",
+                "trigger": {"keywords": ["work"]},
+                "steps": [{"id": "go", "type": "handoff", "agent": "worker"}],
+            }
+        ],
+    }
     lifecycle.release(PERSONA_KIND, "named", named, name="Penny")
     lifecycle.policy("no-forbidden", {**DENY_FORBIDDEN, "message": ""})
     conversation = start(as_client, persona="named")["id"]

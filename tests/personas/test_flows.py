@@ -97,51 +97,141 @@ ASK_ITEM, ASK_REASON, ROUTE, LABEL = ([*RETURNS, "steps", i] for i in range(4))
 @pytest.mark.parametrize(
     ("mutate", "path", "start", "fragment"),
     [
-        pytest.param(_set([*ASK_EMAIL, "id"], "ask_order"), "flows[0].steps[1].id",
-                     "flow 'order_status', step 'ask_order'", "used by another step", id="duplicate-step-id"),
-        pytest.param(_set([*ASK_ORDER, "next"], "nowhere"), "flows[0].steps[0].next",
-                     "flow 'order_status', step 'ask_order'", "there is no step 'nowhere'", id="next-missing"),
-        pytest.param(_set([*ROUTE, "cases", 0, "goto"], "nowhere"), "flows[1].steps[2].cases[0].goto",
-                     "flow 'returns', step 'route'", "there is no step 'nowhere'", id="goto-missing"),
-        pytest.param(_set([*ROUTE, "default"], "nowhere"), "flows[1].steps[2].default",
-                     "flow 'returns', step 'route'", "there is no step 'nowhere'", id="default-missing"),
-        pytest.param(_set([*ROUTE, "cases", 0, "when"], "slots.reason =="), "flows[1].steps[2].cases[0].when",
-                     "flow 'returns', step 'route'", "does not compile: Syntax error at line 1, column 16",
-                     id="cel-syntax"),
-        pytest.param(_set([*ORDER, "trigger", "patterns"], ["(?<=my )order"]), "flows[0].trigger.patterns[0]",
-                     "flow 'order_status'", "the pattern does not compile", id="trigger-pattern-not-re2"),
-        pytest.param(_set([*ASK_ORDER, "validation", "pattern"], "(so-\\d{5}"), "flows[0].steps[0].validation.pattern",
-                     "flow 'order_status', step 'ask_order'", "the pattern does not compile", id="slot-pattern"),
-        pytest.param(_set([*ORDER, "trigger"], {"keywords": []}), "flows[0].trigger",
-                     "flow 'order_status'", "needs at least one keyword, pattern or example", id="empty-trigger"),
-        pytest.param(_set([*DONE, "text"], "We'll send the {{item}}."), "flows[0].steps[2].text",
-                     "flow 'order_status', step 'done'", "never fills: item", id="slot-of-another-flow"),
-        pytest.param(_set([*DONE, "text"], "Thanks for {{ order_id }} {{"), "flows[0].steps[2].text",
-                     "flow 'order_status', step 'done'", "a '{{' or '}}' is not part of a {{slot}} placeholder",
-                     id="stray-braces"),
-        pytest.param(_set(["greeting"], "Hi {{order_id}}"), "greeting", "the template names", "can be used): order_id",
-                     id="greeting-names-flow-slot"),
-        pytest.param(_delete([*ASK_REASON, "choices"]), "flows[1].steps[1]",
-                     "flow 'returns', step 'ask_reason'", "'choices' is a required property", id="choice-no-choices"),
-        pytest.param(_set([*ASK_ITEM, "choices"], ["mug"]), "flows[1].steps[0]",
-                     "flow 'returns', step 'ask_item'", "should not be valid under {'required': ['choices']}",
-                     id="choices-on-text-slot"),
-        pytest.param(_set([*ASK_EMAIL, "validation"], {"min": 3}), "flows[0].steps[1].validation.min",
-                     "flow 'order_status', step 'ask_email'", "'min' does not apply to slots of type email",
-                     id="min-on-email-slot"),
-        pytest.param(_set([*ASK_ITEM, "validation"], {"min_length": 9, "max_length": 3}),
-                     "flows[1].steps[0].validation", "flow 'returns', step 'ask_item'",
-                     "min_length is greater than max_length", id="text-lengths"),
-        pytest.param(_delete([*LABEL, "text"]), "flows[1].steps[3]",
-                     "flow 'returns', step 'label'", "'text' is a required property", id="say-without-text"),
-        pytest.param(_set([*LABEL, "type"], "shout"), "flows[1].steps[3].type",
-                     "flow 'returns', step 'label'", "'shout' is not one of", id="unknown-step-type"),
-        pytest.param(_set(["flows", 2, "id"], "returns"), "flows[2].id",
-                     "flow 'returns'", "another flow has this id", id="duplicate-flow-id"),
-        pytest.param(_set(["llm_phrasing"], {"enabled": True, "provider": "openai"}), "llm_phrasing.model",
-                     "LLM phrasing", "needs a model", id="llm-phrasing"),
+        pytest.param(
+            _set([*ASK_EMAIL, "id"], "ask_order"),
+            "flows[0].steps[1].id",
+            "flow 'order_status', step 'ask_order'",
+            "used by another step",
+            id="duplicate-step-id",
+        ),
+        pytest.param(
+            _set([*ASK_ORDER, "next"], "nowhere"),
+            "flows[0].steps[0].next",
+            "flow 'order_status', step 'ask_order'",
+            "there is no step 'nowhere'",
+            id="next-missing",
+        ),
+        pytest.param(
+            _set([*ROUTE, "cases", 0, "goto"], "nowhere"),
+            "flows[1].steps[2].cases[0].goto",
+            "flow 'returns', step 'route'",
+            "there is no step 'nowhere'",
+            id="goto-missing",
+        ),
+        pytest.param(
+            _set([*ROUTE, "default"], "nowhere"),
+            "flows[1].steps[2].default",
+            "flow 'returns', step 'route'",
+            "there is no step 'nowhere'",
+            id="default-missing",
+        ),
+        pytest.param(
+            _set([*ROUTE, "cases", 0, "when"], "slots.reason =="),
+            "flows[1].steps[2].cases[0].when",
+            "flow 'returns', step 'route'",
+            "does not compile: Syntax error at line 1, column 16",
+            id="cel-syntax",
+        ),
+        pytest.param(
+            _set([*ORDER, "trigger", "patterns"], ["(?<=my )order"]),
+            "flows[0].trigger.patterns[0]",
+            "flow 'order_status'",
+            "the pattern does not compile",
+            id="trigger-pattern-not-re2",
+        ),
+        pytest.param(
+            _set([*ASK_ORDER, "validation", "pattern"], "(so-\\d{5}"),
+            "flows[0].steps[0].validation.pattern",
+            "flow 'order_status', step 'ask_order'",
+            "the pattern does not compile",
+            id="slot-pattern",
+        ),
+        pytest.param(
+            _set([*ORDER, "trigger"], {"keywords": []}),
+            "flows[0].trigger",
+            "flow 'order_status'",
+            "needs at least one keyword, pattern or example",
+            id="empty-trigger",
+        ),
+        pytest.param(
+            _set([*DONE, "text"], "We'll send the {{item}}."),
+            "flows[0].steps[2].text",
+            "flow 'order_status', step 'done'",
+            "never fills: item",
+            id="slot-of-another-flow",
+        ),
+        pytest.param(
+            _set([*DONE, "text"], "Thanks for {{ order_id }} {{"),
+            "flows[0].steps[2].text",
+            "flow 'order_status', step 'done'",
+            "a '{{' or '}}' is not part of a {{slot}} placeholder",
+            id="stray-braces",
+        ),
+        pytest.param(
+            _set(["greeting"], "Hi {{order_id}}"),
+            "greeting",
+            "the template names",
+            "can be used): order_id",
+            id="greeting-names-flow-slot",
+        ),
+        pytest.param(
+            _delete([*ASK_REASON, "choices"]),
+            "flows[1].steps[1]",
+            "flow 'returns', step 'ask_reason'",
+            "'choices' is a required property",
+            id="choice-no-choices",
+        ),
+        pytest.param(
+            _set([*ASK_ITEM, "choices"], ["mug"]),
+            "flows[1].steps[0]",
+            "flow 'returns', step 'ask_item'",
+            "should not be valid under {'required': ['choices']}",
+            id="choices-on-text-slot",
+        ),
+        pytest.param(
+            _set([*ASK_EMAIL, "validation"], {"min": 3}),
+            "flows[0].steps[1].validation.min",
+            "flow 'order_status', step 'ask_email'",
+            "'min' does not apply to slots of type email",
+            id="min-on-email-slot",
+        ),
+        pytest.param(
+            _set([*ASK_ITEM, "validation"], {"min_length": 9, "max_length": 3}),
+            "flows[1].steps[0].validation",
+            "flow 'returns', step 'ask_item'",
+            "min_length is greater than max_length",
+            id="text-lengths",
+        ),
+        pytest.param(
+            _delete([*LABEL, "text"]),
+            "flows[1].steps[3]",
+            "flow 'returns', step 'label'",
+            "'text' is a required property",
+            id="say-without-text",
+        ),
+        pytest.param(
+            _set([*LABEL, "type"], "shout"),
+            "flows[1].steps[3].type",
+            "flow 'returns', step 'label'",
+            "'shout' is not one of",
+            id="unknown-step-type",
+        ),
+        pytest.param(
+            _set(["flows", 2, "id"], "returns"),
+            "flows[2].id",
+            "flow 'returns'",
+            "another flow has this id",
+            id="duplicate-flow-id",
+        ),
+        pytest.param(
+            _set(["llm_phrasing"], {"enabled": True, "provider": "openai"}),
+            "llm_phrasing.model",
+            "LLM phrasing",
+            "needs a model",
+            id="llm-phrasing",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_broken_persona_gets_one_error_at_the_path_naming_flow_and_step(
     mutate: Callable[[dict[str, Any]], None], path: str, start: str, fragment: str
 ) -> None:
@@ -223,15 +313,27 @@ def test_the_same_spec_and_messages_give_the_same_replies_and_states() -> None:
     assert [t.matched_flow for t in first] == ["", "", "order_status", "", "", "", "returns", "", "", "complaint", ""]
     assert first[-1].outcome == Outcome(escalate="Complaint: It broke twice")
     assert first[-1].state["slots"] == {
-        "order_id": "so-12345", "email": "me@example.com", "item": "mug", "reason": "wrong size",
+        "order_id": "so-12345",
+        "email": "me@example.com",
+        "item": "mug",
+        "reason": "wrong size",
         "details": "It broke twice",
-    }  # fmt: skip
+    }
 
 
 # --- slot answers ---------------------------------------------------------------------------------------------
 
-DATES = ("2026-03-14", "14/03/2026", "14.03.2026", "14 March 2026", "14 mar 2026", "March 14 2026",
-         "March 14, 2026", "Mar 14, 2026", "  14   March   2026 ")  # fmt: skip
+DATES = (
+    "2026-03-14",
+    "14/03/2026",
+    "14.03.2026",
+    "14 March 2026",
+    "14 mar 2026",
+    "March 14 2026",
+    "March 14, 2026",
+    "Mar 14, 2026",
+    "  14   March   2026 ",
+)
 CHOICES = ["damaged", "wrong size", "changed my mind"]
 NOT_A_CHOICE = "Please choose one of: damaged, wrong size, changed my mind."
 NOT_A_DATE = "Please give a date, like 2026-03-14."
@@ -268,12 +370,20 @@ NOT_A_DATE = "Please give a date, like 2026-03-14."
         ({"slot_type": "date"}, "31/02/2026", None, NOT_A_DATE),
         ({"slot_type": "date"}, "03/14/2026", None, NOT_A_DATE),
         ({"slot_type": "date", "validation": {"min": "2026-01-01"}}, "2026-01-01", "2026-01-01", ""),
-        ({"slot_type": "date", "validation": {"min": "2026-01-01"}}, "31/12/2025", None,
-         "The date must be on or after 2026-01-01."),
-        ({"slot_type": "date", "validation": {"max": "2026-12-31"}}, "1 January 2027", None,
-         "The date must be on or before 2026-12-31."),
+        (
+            {"slot_type": "date", "validation": {"min": "2026-01-01"}},
+            "31/12/2025",
+            None,
+            "The date must be on or after 2026-01-01.",
+        ),
+        (
+            {"slot_type": "date", "validation": {"max": "2026-12-31"}},
+            "1 January 2027",
+            None,
+            "The date must be on or before 2026-12-31.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_parse_answer(step: dict[str, Any], text: str, value: Any, problem: str) -> None:
     answer = flows.parse_answer(step, text)
     assert (answer.ok, answer.value, answer.problem) == (not problem, value, problem)
@@ -284,14 +394,24 @@ def test_parse_answer(step: dict[str, Any], text: str, value: Any, problem: str)
     ("ask", "bad", "problem", "good", "value"),
     [
         ({"validation": {"pattern": "[A-Z]{2}\\d{3}"}}, "ab123", "That doesn't look right.", "AB123", "AB123"),
-        ({"slot_type": "number", "validation": {"min": 1, "integer": True}}, "0", "The number must be at least 1.",
-         "1,500", 1500),
+        (
+            {"slot_type": "number", "validation": {"min": 1, "integer": True}},
+            "0",
+            "The number must be at least 1.",
+            "1,500",
+            1500,
+        ),
         ({"slot_type": "email"}, "nope", "Please give an e-mail address, like name@example.com.", "a@b.co", "a@b.co"),
         ({"slot_type": "choice", "choices": CHOICES}, "meh", NOT_A_CHOICE, "2", "wrong size"),
-        ({"slot_type": "date", "validation": {"max": "2026-12-31"}}, "2027-01-01",
-         "The date must be on or before 2026-12-31.", "14 March 2026", "2026-03-14"),
+        (
+            {"slot_type": "date", "validation": {"max": "2026-12-31"}},
+            "2027-01-01",
+            "The date must be on or before 2026-12-31.",
+            "14 March 2026",
+            "2026-03-14",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_invalid_answer_is_reprompted_and_a_valid_one_fills_the_slot(
     ask: dict[str, Any], bad: str, problem: str, good: str, value: Any
 ) -> None:
@@ -336,10 +456,14 @@ def test_max_attempts_invalid_answers_hand_over(max_attempts: int | None) -> Non
 
 
 def _branching(default: str | None) -> dict[str, Any]:
-    route: dict[str, Any] = {"id": "route", "type": "branch", "cases": [
-        {"when": "slots.n > 100", "goto": "big"},
-        {"when": "slots.n > 50 || slots.n < 0", "goto": "odd"},
-    ]}  # fmt: skip
+    route: dict[str, Any] = {
+        "id": "route",
+        "type": "branch",
+        "cases": [
+            {"when": "slots.n > 100", "goto": "big"},
+            {"when": "slots.n > 50 || slots.n < 0", "goto": "odd"},
+        ],
+    }
     if default:
         route["default"] = default
     return persona(
@@ -566,8 +690,12 @@ def test_set_steps_and_end_with_close() -> None:
         )
     )
     turn = talk(spec, "note", "{{count}} {{persona_name}}")[-1]
-    assert turn.state["slots"] == {"said": "{{count}} {{persona_name}}", "count": 3, "vip": True,
-                                   "tag": "Sam-3: {{count}} {{persona_name}}"}  # fmt: skip
+    assert turn.state["slots"] == {
+        "said": "{{count}} {{persona_name}}",
+        "count": 3,
+        "vip": True,
+        "tag": "Sam-3: {{count}} {{persona_name}}",
+    }
     assert turn.replies == [
         Reply("Sam-3: {{count}} {{persona_name}} vip=yes", "say", "note", "echo"),
         Reply("Bye.", "end", "note", "bye"),
@@ -596,9 +724,15 @@ def test_handoff_renders_the_agent_input(label: str | None, expected_label: str)
     turn = talk(spec, "bill", "a@b.co")[-1]
     assert turn.replies == [Reply("One moment.", "say", "bill", "to_agent")]
     assert turn.outcome == Outcome(
-        handoff={"agent": "billing-bot", "label": expected_label, "flow": "bill", "step": "to_agent",
-                 "input": {"email": "a@b.co", "note": "from Sam about a@b.co"}, "reply": "{{result.answer}}"}
-    )  # fmt: skip
+        handoff={
+            "agent": "billing-bot",
+            "label": expected_label,
+            "flow": "bill",
+            "step": "to_agent",
+            "input": {"email": "a@b.co", "note": "from Sam about a@b.co"},
+            "reply": "{{result.answer}}",
+        }
+    )
     assert turn.state["flow"] is None
 
 
@@ -662,8 +796,14 @@ def test_date_bounds_may_be_relative_to_the_day_of_the_answer(bound: str, today:
 
 
 def test_an_adult_only_date_moves_with_the_calendar() -> None:
-    step = {"id": "dob", "type": "ask", "slot": "dob", "slot_type": "date", "prompt": "?",
-            "validation": {"max": "today-18y"}}  # fmt: skip
+    step = {
+        "id": "dob",
+        "type": "ask",
+        "slot": "dob",
+        "slot_type": "date",
+        "prompt": "?",
+        "validation": {"max": "today-18y"},
+    }
     eighteen_today = flows._shift(dt.date.today(), -1, 18, "y")
     assert flows.parse_answer(step, eighteen_today.isoformat()).ok
     assert not flows.parse_answer(step, (eighteen_today + dt.timedelta(days=1)).isoformat()).ok

@@ -40,18 +40,36 @@ def persona(policy: str) -> dict[str, Any]:
         "while_working": policy,
         "messages": {"busy": "Still on it, one moment."},
         "flows": [
-            {"id": "restock", "trigger": {"keywords": ["restock"]}, "steps": [
-                {"id": "sku", "type": "ask", "slot": "sku", "prompt": "Which SKU?"},
-                {"id": "qty", "type": "ask", "slot": "quantity", "slot_type": "number", "prompt": "How many?",
-                 "validation": {"integer": True, "min": 1}},
-                {"id": "go", "type": "handoff", "agent": "restocker", "text": "On it.",
-                 "input": {"sku": "{{sku}}", "quantity": "{{quantity}}"},
-                 "reply": "Done: {{result.answer}}."},
-            ]},
-            {"id": "hours", "trigger": {"keywords": ["hours"]},
-             "steps": [{"id": "tell", "type": "end", "text": "We open at nine."}]},
+            {
+                "id": "restock",
+                "trigger": {"keywords": ["restock"]},
+                "steps": [
+                    {"id": "sku", "type": "ask", "slot": "sku", "prompt": "Which SKU?"},
+                    {
+                        "id": "qty",
+                        "type": "ask",
+                        "slot": "quantity",
+                        "slot_type": "number",
+                        "prompt": "How many?",
+                        "validation": {"integer": True, "min": 1},
+                    },
+                    {
+                        "id": "go",
+                        "type": "handoff",
+                        "agent": "restocker",
+                        "text": "On it.",
+                        "input": {"sku": "{{sku}}", "quantity": "{{quantity}}"},
+                        "reply": "Done: {{result.answer}}.",
+                    },
+                ],
+            },
+            {
+                "id": "hours",
+                "trigger": {"keywords": ["hours"]},
+                "steps": [{"id": "tell", "type": "end", "text": "We open at nine."}],
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -108,8 +126,9 @@ def parked(run: Run) -> ReviewItem:
 def approve(item: ReviewItem, approver: User) -> None:
     client = APIClient()
     client.force_authenticate(approver)
-    decided = client.post(f"/api/approvals/{item.pk}/decide/", {"decision": "approve", "digest": item.digest},
-                          format="json")  # fmt: skip
+    decided = client.post(
+        f"/api/approvals/{item.pk}/decide/", {"decision": "approve", "digest": item.digest}, format="json"
+    )
     assert decided.status_code == 200, decided.json()
 
 
@@ -122,13 +141,21 @@ def test_the_agent_works_and_the_persona_relays_its_result(hybrid: Callable[[str
     assert last.text == f"Done: order {DemoReplenishment.objects.get().pk} for 5."
     assert (last.flow, last.step) == ("restock", "go")
     run.refresh_from_db()
-    assert (run.status, run.origin, run.input) == (RunStatus.SUCCEEDED, f"personas.conversation:{conversation}",
-                                                   {"sku": "SKU-1", "quantity": 5})  # fmt: skip
+    assert (run.status, run.origin, run.input) == (
+        RunStatus.SUCCEEDED,
+        f"personas.conversation:{conversation}",
+        {"sku": "SKU-1", "quantity": 5},
+    )
     # One correlation id ties the conversation and its run together in the audit trail.
     assert run.correlation_id == done.correlation_id
     actions = set(AuditEvent.objects.filter(correlation_id=done.correlation_id).values_list("action", flat=True))
-    assert {"persona.conversation.handed_off", "agent.run.started", "agent.tool.succeeded", "agent.run.succeeded",
-            "persona.conversation.agent_answered"} <= actions  # fmt: skip
+    assert {
+        "persona.conversation.handed_off",
+        "agent.run.started",
+        "agent.tool.succeeded",
+        "agent.run.succeeded",
+        "persona.conversation.agent_answered",
+    } <= actions
     # They link to each other in the API: the run is the client's own (started on its behalf).
     seen = client.get(f"/api/conversations/{conversation}/").json()
     assert (seen["status"], seen["run"]) == ("active", str(run.pk))
@@ -148,8 +175,10 @@ def test_queue_answers_what_was_written_meanwhile_after_the_agent(
     done = settled(conversation)
     order = DemoReplenishment.objects.get()
     assert order.quantity == 500
-    assert [m.text for m in done.messages.order_by("seq")][-2:] == [f"Done: order {order.pk} for 500.",
-                                                                    "We open at nine."]  # fmt: skip
+    assert [m.text for m in done.messages.order_by("seq")][-2:] == [
+        f"Done: order {order.pk} for 500.",
+        "We open at nine.",
+    ]
 
 
 def test_reject_tells_the_user_to_wait(hybrid: Callable[[str], APIClient], approver: User) -> None:

@@ -39,11 +39,23 @@ def phrasing_persona(
         "fallback": "Sorry, I only know our opening hours.",
         "handover": "A colleague will help you.",
         "style_guide": {"slug": "plain", "version": 1},
-        "llm_phrasing": {"enabled": True, "provider": "openai", "model": "phraser", "base_url": chat.base_url,
-                         "api_key_env": KEY_VARIABLE, "timeout_seconds": 0.5, "instructions": "Use British English."},
-        "flows": [{"id": "hours", "trigger": {"keywords": ["hours"]},
-                   "steps": [{"id": "tell", "type": "end", "text": "We are open 9 to 5."}]}],
-    }  # fmt: skip
+        "llm_phrasing": {
+            "enabled": True,
+            "provider": "openai",
+            "model": "phraser",
+            "base_url": chat.base_url,
+            "api_key_env": KEY_VARIABLE,
+            "timeout_seconds": 0.5,
+            "instructions": "Use British English.",
+        },
+        "flows": [
+            {
+                "id": "hours",
+                "trigger": {"keywords": ["hours"]},
+                "steps": [{"id": "tell", "type": "end", "text": "We are open 9 to 5."}],
+            }
+        ],
+    }
     release(editor, approver, "persona", "hal", spec)
     return spec
 
@@ -90,8 +102,13 @@ def test_on_any_failure_the_scripted_text_is_sent_and_the_reason_kept(
 
 
 def test_phrasing_needs_a_provider_and_a_model(editor: User) -> None:
-    spec = {"greeting": "Hi.", "fallback": "Sorry?", "handover": "Over.", "flows": [],
-            "llm_phrasing": {"enabled": True}}  # fmt: skip
+    spec = {
+        "greeting": "Hi.",
+        "fallback": "Sorry?",
+        "handover": "Over.",
+        "flows": [],
+        "llm_phrasing": {"enabled": True},
+    }
     obj = governance.governed_object_create(actor=editor, kind="persona", slug="p", name="P", draft=spec)
     with pytest.raises(DomainError) as refused:
         governance.version_submit(actor=editor, obj=obj)

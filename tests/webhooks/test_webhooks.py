@@ -45,8 +45,13 @@ from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_EVENTS = ["run.finished", "approval.requested", "approval.decided", "conversation.escalated",
-              "conversation.operator_message"]  # fmt: skip
+ALL_EVENTS = [
+    "run.finished",
+    "approval.requested",
+    "approval.decided",
+    "conversation.escalated",
+    "conversation.operator_message",
+]
 Clients = Callable[[User], APIClient]
 
 
@@ -262,8 +267,12 @@ def test_the_secret_is_shown_once_stored_encrypted_and_never_audited(
     assert http_tools.decrypt_secret(stored.secret) == secret
     (event,) = AuditEvent.objects.filter(action="webhook.endpoint.created")
     assert (event.actor_label, event.target_id) == (admin.username, str(created["id"]))
-    assert event.details == {"owner": operator.username, "destination": f"{receiver.url}/x", "events": ALL_EVENTS,
-                             "allow_private": True}  # fmt: skip
+    assert event.details == {
+        "owner": operator.username,
+        "destination": f"{receiver.url}/x",
+        "events": ALL_EVENTS,
+        "allow_private": True,
+    }
     assert not AuditEvent.objects.filter(details__icontains=secret).exists()
 
     console = Client()
@@ -309,8 +318,9 @@ def test_bad_input_is_a_400_with_field_errors_and_writes_nothing(
     assert refused({"url": public, "events": ALL_EVENTS, "owner": admin.username})["owner"] == [
         "Only an Admin may register an endpoint for someone else."
     ]
-    as_admin = api_as(admin).post("/api/webhooks/", {"url": public, "events": ALL_EVENTS, "owner": "nobody"},
-                                  format="json")  # fmt: skip
+    as_admin = api_as(admin).post(
+        "/api/webhooks/", {"url": public, "events": ALL_EVENTS, "owner": "nobody"}, format="json"
+    )
     assert error(as_admin, 400)["fields"] == {"owner": ["There is no such user."]}
     assert not WebhookEndpoint.objects.exists()
     assert not AuditEvent.objects.filter(action__startswith="webhook.").exists()
@@ -321,9 +331,13 @@ def test_bad_input_is_a_400_with_field_errors_and_writes_nothing(
 
 @pytest.mark.django_db
 def test_a_delivery_is_signed_with_the_endpoints_secret(
-    api_as: Clients, admin: User, operator: User, receiver: Receiver, verify: Callable[..., bool],
+    api_as: Clients,
+    admin: User,
+    operator: User,
+    receiver: Receiver,
+    verify: Callable[..., bool],
     django_capture_on_commit_callbacks: Callable[..., Any],
-) -> None:  # fmt: skip
+) -> None:
     created = register(api_as(admin), operator, receiver.url_for(operator))
     with django_capture_on_commit_callbacks(execute=False) as enqueued:
         delivery = enqueue(created["id"], data={"run": {"id": "r1", "answer": "Grüße"}})
@@ -332,8 +346,12 @@ def test_a_delivery_is_signed_with_the_endpoints_secret(
 
     (got,) = receiver.requests
     body = assert_signed(got, created["secret"], verify)
-    assert body == {"id": str(delivery.pk), "event": "run.finished", "created_at": delivery.created_at.isoformat(),
-                    "data": {"run": {"id": "r1", "answer": "Grüße"}}}  # fmt: skip
+    assert body == {
+        "id": str(delivery.pk),
+        "event": "run.finished",
+        "created_at": delivery.created_at.isoformat(),
+        "data": {"run": {"id": "r1", "answer": "Grüße"}},
+    }
     header = got.headers["Steward-Signature"]
     timestamp = int(header.split(",")[0].removeprefix("t="))
     assert abs(time.time() - timestamp) < 5
@@ -432,8 +450,10 @@ def test_another_clients_endpoints_and_deliveries_are_404(
     assert not WebhookDelivery.objects.exists()
     (deleted,) = AuditEvent.objects.filter(action="webhook.endpoint.deleted")
     assert (deleted.actor_label, deleted.target_id, deleted.details["deliveries"]) == (
-        operator.username, str(created["id"]), 1
-    )  # fmt: skip
+        operator.username,
+        str(created["id"]),
+        1,
+    )
 
 
 # --- on the worker ------------------------------------------------------------------------------------------------
@@ -483,33 +503,47 @@ def run_approval(run_id: str) -> int:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_the_five_events_reach_whoever_may_see_them(
-    api_as: Clients, make_user: Callable[..., User], admin: User, editor: User, approver: User, operator: User,
-    viewer: User, receiver: Receiver, verify: Callable[..., bool], tmp_path: Path,
-) -> None:  # fmt: skip
+    api_as: Clients,
+    make_user: Callable[..., User],
+    admin: User,
+    editor: User,
+    approver: User,
+    operator: User,
+    viewer: User,
+    receiver: Receiver,
+    verify: Callable[..., bool],
+    tmp_path: Path,
+) -> None:
     client = make_user("cleo-client")
     tools_release(approver)
     released(editor, [approver], "agent", "hooked", "Hooked", AGENT)
     released(editor, [approver], "style_guide", "brand-voice", "Brand voice", example("brand-voice"))
     released(editor, [approver], "persona", "support", "Sam", example("support"))
     as_admin = api_as(admin)
-    secrets = {user: register(as_admin, user, receiver.url_for(user))["secret"] for user in (operator, approver,
-                                                                                             client)}  # fmt: skip
+    secrets = {
+        user: register(as_admin, user, receiver.url_for(user))["secret"] for user in (operator, approver, client)
+    }
     register(as_admin, viewer, receiver.url_for(viewer))  # may decide nothing, asked for nothing: hears nothing
 
     # A run waits for approval: its requester and the approvers hear of it.
-    run = api_as(operator).post("/api/agents/hooked/runs/", {"input": {"path": str(tmp_path / "lines"),
-                                "text": "hello"}}, format="json").json()  # fmt: skip
+    run = (
+        api_as(operator)
+        .post("/api/agents/hooked/runs/", {"input": {"path": str(tmp_path / "lines"), "text": "hello"}}, format="json")
+        .json()
+    )
     wait_for_requests(receiver, 2)
     approval = api_as(approver).get(f"/api/approvals/{run_approval(run['id'])}/").json()
     # The approver decides; the run resumes on the worker and finishes.
-    decided = api_as(approver).post(f"/api/approvals/{approval['id']}/decide/",
-                                    {"decision": "approve", "digest": approval["digest"]}, format="json")  # fmt: skip
+    decided = api_as(approver).post(
+        f"/api/approvals/{approval['id']}/decide/", {"decision": "approve", "digest": approval["digest"]}, format="json"
+    )
     assert decided.status_code == 200, decided.json()
     # A client's conversation is handed to a person, and an Operator answers.
     as_client = api_as(client)
     conversation = as_client.post("/api/conversations/", {"persona": "support"}, format="json").json()["id"]
-    turn = as_client.post(f"/api/conversations/{conversation}/messages/", {"text": "can I talk to a person"},
-                          format="json").json()  # fmt: skip
+    turn = as_client.post(
+        f"/api/conversations/{conversation}/messages/", {"text": "can I talk to a person"}, format="json"
+    ).json()
     assert turn["status"] == "escalated"
     reply = conversation_reply(actor=operator, conversation=Conversation.objects.get(pk=conversation), text="Hi!")
     wait_for_requests(receiver, 7)
@@ -522,28 +556,54 @@ def test_the_five_events_reach_whoever_may_see_them(
     by_operator = heard(operator)
     assert set(by_operator) == {"approval.requested", "approval.decided", "run.finished"}
     requested = by_operator["approval.requested"]["approval"]
-    assert requested == {**requested, "id": approval["id"], "kind": "tool_approval", "status": "pending",
-                         "run": run["id"], "tool": "test.append", "question": "approval",
-                         "decided_at": None}  # fmt: skip
+    assert requested == {
+        **requested,
+        "id": approval["id"],
+        "kind": "tool_approval",
+        "status": "pending",
+        "run": run["id"],
+        "tool": "test.append",
+        "question": "approval",
+        "decided_at": None,
+    }
     assert "always needs approval" in requested["reason"]
     assert (requested["risk"], requested["digest"]) == (approval["risk"], approval["digest"])
     assert by_operator["approval.decided"]["approval"]["status"] == "approved"
     assert by_operator["approval.decided"]["approval"]["decided_at"] is not None
-    assert by_operator["run.finished"] == {"run": {**by_operator["run.finished"]["run"], "id": run["id"],
-                                           "agent": "hooked", "status": "succeeded", "error": "",
-                                           "result": {"answer": "Wrote hello."}}}  # fmt: skip
+    assert by_operator["run.finished"] == {
+        "run": {
+            **by_operator["run.finished"]["run"],
+            "id": run["id"],
+            "agent": "hooked",
+            "status": "succeeded",
+            "error": "",
+            "result": {"answer": "Wrote hello."},
+        }
+    }
     assert heard(approver) == {key: by_operator[key] for key in ("approval.requested", "approval.decided")}
     assert heard(client) == {
-        "conversation.escalated": {"conversation": {"id": conversation, "status": "escalated",
-                                                    "escalation_reason": "The user asked for a person.",
-                                                    "persona": "support"}},
-        "conversation.operator_message": {
-            "conversation": {"id": conversation, "status": "escalated",
-                             "escalation_reason": "The user asked for a person."},
-            "message": {"seq": reply.seq, "role": "operator", "text": "Hi!",
-                        "created_at": reply.created_at.isoformat()},
+        "conversation.escalated": {
+            "conversation": {
+                "id": conversation,
+                "status": "escalated",
+                "escalation_reason": "The user asked for a person.",
+                "persona": "support",
+            }
         },
-    }  # fmt: skip
+        "conversation.operator_message": {
+            "conversation": {
+                "id": conversation,
+                "status": "escalated",
+                "escalation_reason": "The user asked for a person.",
+            },
+            "message": {
+                "seq": reply.seq,
+                "role": "operator",
+                "text": "Hi!",
+                "created_at": reply.created_at.isoformat(),
+            },
+        },
+    }
     assert receiver.received_by(viewer) == []
     assert not WebhookDelivery.objects.filter(endpoint__owner=viewer).exists()
     deliveries = WebhookDelivery.objects.all()
@@ -560,30 +620,53 @@ def test_the_five_events_reach_whoever_may_see_them(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_a_budget_overrun_is_announced_as_an_approval_and_its_refusal_as_the_run_failing(
-    api_as: Clients, admin: User, editor: User, approver: User, operator: User, receiver: Receiver,
-    verify: Callable[..., bool], tmp_path: Path,
-) -> None:  # fmt: skip
+    api_as: Clients,
+    admin: User,
+    editor: User,
+    approver: User,
+    operator: User,
+    receiver: Receiver,
+    verify: Callable[..., bool],
+    tmp_path: Path,
+) -> None:
     tools_release(approver)
-    frugal = {**AGENT, "budgets": {"steps": 1}, "escalation": {"budget_overrun": "review"},
-              "grants": [{"tool": "test.append"}]}  # fmt: skip
+    frugal = {
+        **AGENT,
+        "budgets": {"steps": 1},
+        "escalation": {"budget_overrun": "review"},
+        "grants": [{"tool": "test.append"}],
+    }
     released(editor, [approver], "agent", "frugal", "Frugal", frugal)
     secret = register(api_as(admin), operator, receiver.url_for(operator))["secret"]
     lines = tmp_path / "lines"
-    run = api_as(operator).post("/api/agents/frugal/runs/", {"input": {"path": str(lines), "text": "hello"}},
-                                format="json").json()  # fmt: skip
+    run = (
+        api_as(operator)
+        .post("/api/agents/frugal/runs/", {"input": {"path": str(lines), "text": "hello"}}, format="json")
+        .json()
+    )
     wait_for_requests(receiver, 1)  # the worker parked the run before the tool call: a person is asked
     item = ReviewItem.objects.get(kind=ReviewKind.BUDGET_OVERRUN, status=ReviewStatus.PENDING)
     approval = api_as(approver).get(f"/api/approvals/{item.pk}/").json()
-    refused = api_as(approver).post(f"/api/approvals/{item.pk}/decide/",
-                                    {"decision": "reject", "digest": approval["digest"]}, format="json")  # fmt: skip
+    refused = api_as(approver).post(
+        f"/api/approvals/{item.pk}/decide/", {"decision": "reject", "digest": approval["digest"]}, format="json"
+    )
     assert refused.status_code == 200, refused.json()
     wait_for_requests(receiver, 3)
 
-    bodies = {body["event"]: body["data"] for body in (assert_signed(got, secret, verify)
-                                                        for got in receiver.received_by(operator))}  # fmt: skip
+    bodies = {
+        body["event"]: body["data"]
+        for body in (assert_signed(got, secret, verify) for got in receiver.received_by(operator))
+    }
     requested = bodies["approval.requested"]["approval"]
-    assert requested == {**requested, "id": item.pk, "kind": "budget_overrun", "status": "pending",
-                         "run": run["id"], "tool": "", "question": "budget_overrun"}  # fmt: skip
+    assert requested == {
+        **requested,
+        "id": item.pk,
+        "kind": "budget_overrun",
+        "status": "pending",
+        "run": run["id"],
+        "tool": "",
+        "question": "budget_overrun",
+    }
     assert requested["reason"].startswith("The step budget (1) would be exceeded, before a tool call")
     assert bodies["approval.decided"]["approval"]["status"] == "rejected"
     finished = bodies["run.finished"]["run"]
@@ -618,9 +701,13 @@ def test_a_failing_endpoint_is_retried_with_exponential_backoff(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_a_delivery_is_replayed_from_the_api_and_from_the_console(
-    api_as: Clients, make_user: Callable[..., User], admin: User, operator: User, receiver: Receiver,
+    api_as: Clients,
+    make_user: Callable[..., User],
+    admin: User,
+    operator: User,
+    receiver: Receiver,
     verify: Callable[..., bool],
-) -> None:  # fmt: skip
+) -> None:
     created = register(api_as(admin), operator, receiver.url_for(operator))
     delivery = settled(enqueue(created["id"]).pk)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCEEDED, 1)
@@ -646,8 +733,10 @@ def test_a_delivery_is_replayed_from_the_api_and_from_the_console(
     assert (delivery.status, delivery.attempts, delivery.last_response_status) == (DeliveryStatus.FAILED, 3, 503)
     assert attempts_audited(delivery.pk) == [(1, "delivered"), (2, "delivered"), (3, "failed")]
     replays = AuditEvent.objects.filter(action="webhook.delivery.replayed", target_id=str(delivery.pk))
-    assert list(replays.order_by("sequence").values_list("actor_label", flat=True)) == [operator.username,
-                                                                                          admin.username]  # fmt: skip
+    assert list(replays.order_by("sequence").values_list("actor_label", flat=True)) == [
+        operator.username,
+        admin.username,
+    ]
     assert [assert_signed(got, created["secret"], verify)["id"] for got in receiver.requests] == [str(delivery.pk)] * 3
 
     # Replaying is gated: whoever may only look at deliveries gets no replay action.

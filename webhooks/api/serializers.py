@@ -40,5 +40,17 @@ class EndpointCreatedSerializer(EndpointSerializer):
 class DeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "event", "status", "attempts", "last_response_status", "last_response_body", "last_error",
-                  "next_attempt_at", "replayed_at", "created_at", "delivered_at", "payload"]  # fmt: skip
+        fields = [
+            "id",
+            "event",
+            "status",
+            "attempts",
+            "last_response_status",
+            "last_response_body",
+            "last_error",
+            "next_attempt_at",
+            "replayed_at",
+            "created_at",
+            "delivered_at",
+            "payload",
+        ]
