@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
@@ -25,11 +24,13 @@ from django.utils import timezone
 from agents.models import Run, RunStatus
 from agents.runtime.transitions import change, sources
 from audit.services import audit_record
+from config import enqueue
 
 if TYPE_CHECKING:
     from agents.runtime.session import Session
 
 logger = logging.getLogger("steward.runtime")
+ADVANCE_TASK = "agents.tasks.run_advance_task"  # sent by name: the tasks import the runtime, not the reverse
 
 
 def claim(run_id: Any, owner: str) -> bool:
@@ -125,4 +126,4 @@ def hand_back(session: "Session") -> None:
             details=details,
             correlation_id=run.correlation_id,
         )
-        transaction.on_commit(lambda: current_app.send_task("agents.tasks.run_advance_task", args=[str(run.pk)]))
+        enqueue.enqueue_after_commit(ADVANCE_TASK, str(run.pk), later="the runs sweeper")

@@ -3,12 +3,12 @@
 from django.contrib.auth.models import User
 
 from agents.models import Run, Step
+from agents.runtime.lease import ADVANCE_TASK
 from config import enqueue
 from config.errors import NotAllowed
 
 AGENT_KIND = "agent"
 STEP_SUBJECT = Step._meta.label_lower
-ADVANCE_TASK = "agents.tasks.run_advance_task"
 
 
 def enqueue_run(run: Run) -> None:
