@@ -22,8 +22,10 @@ from rest_framework.test import APIClient
 from agents import providers, runtime, services
 from agents.models import DemoAlert, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
 from agents.runtime import conversation, lease, loop, model_call, session
+from agents.runtime.lease import ADVANCE_TASK
 from audit.context import Actor
 from audit.models import AuditEvent
+from config import enqueue
 from config.errors import Conflict, NotAllowed
 from governance import services as governance_services
 from governance.demo import released
@@ -1237,10 +1239,12 @@ def test_a_warm_shutdown_during_a_model_call_starts_none_of_the_calls_it_propose
         return complete(self, **kwargs)
 
     monkeypatch.setattr(providers.ScriptedProvider, "complete", asked_to_stop_meanwhile)
-    with django_capture_on_commit_callbacks(execute=False):
-        runtime.advance(run.pk, OWNER)
+    sent: list[tuple[Any, ...]] = []  # what is sent to workers is kept here, so that no worker takes the run up
+    monkeypatch.setattr(enqueue, "send", lambda task, *args: sent.append((task, *args)))
+    runtime.advance(run.pk, OWNER)
     run.refresh_from_db()
     assert (run.status, run.lease_owner) == (RunStatus.QUEUED, "")
+    assert sent == [(ADVANCE_TASK, str(run.pk))]  # handed back to the queue
     [call] = Step.objects.filter(run=run, kind=StepKind.TOOL_CALL)
     assert call.status == StepStatus.PROPOSED  # the reply is kept; the write was neither made nor marked executing
     assert notes() == []
