@@ -147,3 +147,4 @@ def _describe(error: Exception, expression: str) -> str:
     if message in {"no such overload", "match error"} and detail is not None:
         detail = str(detail)
         return _scrub(detail if detail.startswith(message) else f"{message}: {detail}")
+    return _scrub(message)
