@@ -4,12 +4,14 @@ A turn runs the ``input`` guardrails on the user's text, the dialogue engine (``
 every outgoing text, the persona's style guide (``block`` → the fallback message, ``rewrite`` → the substitution,
 ``warn`` → a flag) and the ``output`` guardrails. Flags are stored with the message they concern. What the turn
 asks of the world (a hand-over to a person, closing) is carried out here. Transcripts are stored redacted when the
-persona's ``pii`` is ``redact``.
+persona's ``pii`` is ``redact``. A persona's model phrasing is never asked inside a transaction: the turn commits
+its scripted texts, and the phrasings, judged the same way, replace them in a short transaction of their own.
 
 The code lives in submodules: ``approval`` (the persona's style check), ``turns`` (the building blocks of a turn),
-``conversations`` (start and message), ``agent_answers`` (the ``run_finished`` receiver) and ``operator`` (closing,
-replies, hand-back and hand-over expiry). Every public name is importable from here; importing the receivers'
-modules here registers them at startup.
+``phrasing`` (the persona's model phrasing, once a turn is committed), ``conversations`` (start and message),
+``agent_answers`` (the ``run_finished`` receiver) and ``operator`` (closing, replies, hand-back and hand-over
+expiry). Every public name is importable from here; importing the receivers' modules here registers them at
+startup.
 """
 
 from personas.services import agent_answers, operator  # noqa: F401  (registers the signal receivers)
@@ -27,7 +29,7 @@ from personas.services.operator import (
     conversation_hand_back,
     conversation_reply,
 )
-from personas.services.turns import PHRASING_SYSTEM
+from personas.services.phrasing import PHRASING_SYSTEM
 
 __all__ = [
     "ORIGIN",

@@ -1,10 +1,15 @@
 """The ``run_finished`` receiver: when the agent run a conversation handed off to is done, relay its result in the
 persona's voice (or hand the conversation to a person when the run did not succeed), then answer the messages
 queued while it worked. Registered at startup because ``personas.services`` imports this module.
+
+The receiver runs inside the transaction that ends the run; the persona's model, if it has one, phrases what it
+stored once that transaction has committed (``personas.services.phrasing``).
 """
 
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.dispatch import receiver
 
 from agents import models as agent_models
@@ -12,6 +17,7 @@ from agents.signals import run_finished
 from audit.context import Actor, audit_context
 from personas import engine, flows
 from personas.models import Conversation, ConversationStatus
+from personas.services import phrasing
 from personas.services.conversations import ORIGIN, _respond
 from personas.services.turns import _audit, _context, _escalate, _Outgoing, _persona_message, _reply, _save, _store
 
@@ -78,3 +84,4 @@ def _run_finished(sender: Any, run: Any, **kwargs: Any) -> None:
             target=conversation,
             details={"messages": [m.seq for m in messages], "answered_queued": answered, "status": conversation.status},
         )
+        transaction.on_commit(partial(phrasing.phrase, ctx, messages), robust=True)

@@ -1,6 +1,7 @@
 """Conversations as their client sees them: ``conversation_start`` (pinning the persona and guardrail versions and
 greeting) and ``conversation_message`` (a turn: ``input`` guardrails, the dialogue engine, the persona's reply),
-with the hand-off to an agent a flow asks for and what a message gets while that agent works.
+with the hand-off to an agent a flow asks for and what a message gets while that agent works. Each commits what it
+decided with the scripted texts first, and has them phrased after (``personas.services.phrasing``).
 """
 
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ from governance.guardrails import POLICY_KIND, guardrail_check
 from governance.models import LabelPointer
 from governance.services import audit_actor, label_resolve
 from personas import engine, receipts
-from personas.models import Conversation, ConversationStatus, Role
+from personas.models import Conversation, ConversationStatus, Message, Role
 from personas.receipts import Answer
+from personas.services import phrasing
 from personas.services.approval import PERSONA_KIND
 from personas.services.turns import (
     _audit,
@@ -39,10 +41,17 @@ from personas.services.turns import (
 )
 
 
-@transaction.atomic
 def conversation_start(*, client: User, persona: str, label: str = "production") -> Conversation:
     """Start a conversation with the persona version released under ``label`` (pinned, with the guardrail
-    policies released under the same label) and send the greeting."""
+    policies released under the same label) and send the greeting: committed as scripted, then phrased by the
+    persona's model, if it has one, with no transaction open (``personas.services.phrasing``)."""
+    conversation, ctx, messages = _start(client=client, persona=persona, label=label)
+    phrasing.phrase(ctx, messages)
+    return conversation
+
+
+@transaction.atomic
+def _start(*, client: User, persona: str, label: str) -> tuple[Conversation, _Context, list[Message]]:
     version = label_resolve(kind=PERSONA_KIND, slug=persona, label=label)
     pinned = (
         LabelPointer.objects.filter(object__kind=POLICY_KIND, label__name=label)
@@ -77,10 +86,9 @@ def conversation_start(*, client: User, persona: str, label: str = "production")
                 "messages": [m.seq for m in messages],
             },
         )
-        return conversation
+        return conversation, ctx, messages
 
 
-@transaction.atomic
 def conversation_message(*, client: User, conversation: Conversation, text: str, idempotency_key: str = "") -> Answer:
     """The user's message and what the persona answers: the stored messages of the turn, the user's first, and the
     status the turn left the conversation in.
@@ -88,60 +96,34 @@ def conversation_message(*, client: User, conversation: Conversation, text: str,
     A closed conversation refuses messages (409). While a person has the conversation, the message is stored for
     them and the persona stays silent. With an ``idempotency_key`` used before in this conversation for the same
     text, the answer is that turn's again and nothing is stored (``personas.receipts``).
+
+    The turn is decided and committed under the conversation's lock with the scripted texts; the persona's model,
+    if it has one, phrases them after that, with no transaction open (``personas.services.phrasing``).
     """
+    answer, ctx = _turn(client=client, conversation=conversation, text=text, idempotency_key=idempotency_key)
+    if ctx is not None:
+        phrasing.phrase(ctx, answer.messages)
+    return answer
+
+
+@transaction.atomic
+def _turn(
+    *, client: User, conversation: Conversation, text: str, idempotency_key: str
+) -> tuple[Answer, _Context | None]:
+    """The turn, committed as scripted, and its context for phrasing; no context for a replayed turn."""
     conversation = _locked(conversation, client=client)
     if idempotency_key and (answered := receipts.replay(conversation, idempotency_key, text)):
-        return answered
+        return answered, None
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict("This conversation is closed: start a new one.", code="closed")
     with audit_context(correlation_id=conversation.correlation_id):
-        actor = audit_actor(client)
-        ctx = _context(conversation, actor)
-        user = _Outgoing(text, Role.USER)
-        replies: list[_Outgoing] = []
-        turn: engine.Turn | None = None
+        ctx = _context(conversation, audit_actor(client))
         flow_before = (conversation.state or {}).get("flow") or ""
-        decision = guardrail_check(
-            checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=actor, target=conversation
-        )
-        if decision.effect != "allow":
-            user.flags.append(_guardrail_flag(decision))
-        if decision.effect == "redact":
-            user.text = _redacted(decision, text)
-        if conversation.status == ConversationStatus.ESCALATED:
-            pass  # a person answers from the console; the message is stored for them, as the guardrails left it
-        elif conversation.status == ConversationStatus.WAITING_ON_AGENT and decision.effect not in {"deny", "escalate"}:
-            turn = _while_working(ctx, user, replies)
-        elif decision.effect == "deny":
-            denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
-            replies.append(_persona_message(ctx, _reply(ctx, denied, "denied")))
-        elif decision.effect in {"escalate", "require_approval"}:
-            replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
-            ctx.escalate = _decision_reason(decision)
-        else:
-            turn = _respond(ctx, user.text, replies)
+        user, replies, turn = _heard(ctx, text)
         messages = _store(ctx, [user, *replies])
-        if conversation.status == ConversationStatus.WAITING_ON_AGENT and any(
-            f["kind"] == "queued" for f in user.flags
-        ):
-            conversation.state = {
-                **conversation.state,
-                "queued": [*conversation.state.get("queued", []), messages[0].seq],
-            }
-        if ctx.escalate:
-            _escalate(ctx, ctx.escalate)
-        elif turn is not None and turn.outcome.close:
-            _close(conversation, ctx.spec)
-        _save(conversation, "state", "status", "escalation_reason", "closed_at")
-        if conversation.status == ConversationStatus.CLOSED:
-            _audit(
-                actor=actor,
-                action="persona.conversation.closed",
-                target=conversation,
-                details={"by": "flow", "flow": (turn.matched_flow if turn else "") or flow_before},
-            )
+        _settle(ctx, turn, messages, flow_before)
         _audit(
-            actor=actor,
+            actor=ctx.actor,
             action="persona.conversation.turn",
             target=conversation,
             details={
@@ -155,7 +137,56 @@ def conversation_message(*, client: User, conversation: Conversation, text: str,
         )
         if idempotency_key:
             receipts.record(conversation, idempotency_key, text, messages)
-        return Answer(messages, conversation.status)
+        return Answer(messages, conversation.status), ctx
+
+
+def _heard(ctx: _Context, text: str) -> tuple[_Outgoing, list[_Outgoing], engine.Turn | None]:
+    """The user's message as the ``input`` guardrails leave it, the persona's replies, and the engine's turn when
+    the engine ran."""
+    conversation = ctx.conversation
+    user = _Outgoing(text, Role.USER)
+    replies: list[_Outgoing] = []
+    decision = guardrail_check(
+        checkpoint="input", facts=_facts(ctx, text), policy_refs=ctx.policies, actor=ctx.actor, target=conversation
+    )
+    if decision.effect != "allow":
+        user.flags.append(_guardrail_flag(decision))
+    if decision.effect == "redact":
+        user.text = _redacted(decision, text)
+    if conversation.status == ConversationStatus.ESCALATED:
+        return user, replies, None  # a person answers from the console; the message is stored for them
+    if conversation.status == ConversationStatus.WAITING_ON_AGENT and decision.effect not in {"deny", "escalate"}:
+        return user, replies, _while_working(ctx, user, replies)
+    if decision.effect == "deny":
+        denied = (decision.matched[-1].message if decision.matched else "") or engine.message(ctx.spec, "denied")
+        replies.append(_persona_message(ctx, _reply(ctx, denied, "denied")))
+        return user, replies, None
+    if decision.effect in {"escalate", "require_approval"}:
+        replies.append(_persona_message(ctx, _reply(ctx, ctx.spec["handover"], "handover")))
+        ctx.escalate = _decision_reason(decision)
+        return user, replies, None
+    return user, replies, _respond(ctx, user.text, replies)
+
+
+def _settle(ctx: _Context, turn: engine.Turn | None, messages: list[Message], flow_before: str) -> None:
+    """What the turn leaves the conversation in: a message queued for the agent at work, a hand-over to a person or
+    the close a flow asked for; saved."""
+    conversation = ctx.conversation
+    user = messages[0]
+    if conversation.status == ConversationStatus.WAITING_ON_AGENT and any(f["kind"] == "queued" for f in user.flags):
+        conversation.state = {**conversation.state, "queued": [*conversation.state.get("queued", []), user.seq]}
+    if ctx.escalate:
+        _escalate(ctx, ctx.escalate)
+    elif turn is not None and turn.outcome.close:
+        _close(conversation, ctx.spec)
+    _save(conversation, "state", "status", "escalation_reason", "closed_at")
+    if conversation.status == ConversationStatus.CLOSED:
+        _audit(
+            actor=ctx.actor,
+            action="persona.conversation.closed",
+            target=conversation,
+            details={"by": "flow", "flow": (turn.matched_flow if turn else "") or flow_before},
+        )
 
 
 ORIGIN = "personas.conversation:"

@@ -16,9 +16,11 @@ from governance.services import audit_actor, review_item_resolve, review_item_wi
 from governance.signals import review_item_expired
 from personas import engine
 from personas.models import Conversation, ConversationStatus, Message, Role
+from personas.services import phrasing
 from personas.services.turns import (
     _audit,
     _close,
+    _Context,
     _context,
     _escalate,
     _locked,
@@ -108,9 +110,18 @@ def conversation_reply(*, actor: User, conversation: Conversation, text: str) ->
     return message
 
 
-@transaction.atomic
 def conversation_hand_back(*, actor: User, conversation: Conversation, comment: str = "") -> Conversation:
-    """An Operator gives an escalated conversation back to the persona, which says so and starts afresh."""
+    """An Operator gives an escalated conversation back to the persona, which says so and starts afresh; what it
+    says is committed as scripted, then phrased by its model, if it has one (``personas.services.phrasing``)."""
+    conversation, ctx, messages = _hand_back(actor=actor, conversation=conversation, comment=comment)
+    phrasing.phrase(ctx, messages)
+    return conversation
+
+
+@transaction.atomic
+def _hand_back(
+    *, actor: User, conversation: Conversation, comment: str
+) -> tuple[Conversation, _Context, list[Message]]:
     conversation = _locked(conversation)
     _require_escalated(actor, conversation)
     ctx = _context(conversation, audit_actor(actor))
@@ -130,7 +141,7 @@ def conversation_hand_back(*, actor: User, conversation: Conversation, comment: 
         target=conversation,
         details={"comment": comment, "messages": [m.seq for m in messages]},
     )
-    return conversation
+    return conversation, ctx, messages
 
 
 @receiver(review_item_expired, dispatch_uid="personas.handover_expired")

@@ -1,6 +1,6 @@
 """The building blocks of a conversation turn: the turn's context (spec, style guide, pinned policies, actor), the
-persona's outgoing texts (model phrasing, style guide, ``output`` guardrails), storing messages (redacted when
-the persona says so), handing a conversation to a person, closing, locking and saving. Used by the
+persona's outgoing texts (style guide, ``output`` guardrails, marked for the model's phrasing), storing messages
+(redacted when the persona says so), handing a conversation to a person, closing, locking and saving. Used by the
 conversation services, the agent-answer receiver and the operator services of ``personas.services``.
 """
 
@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from agents import providers
 from audit.context import Actor
 from audit.services import audit_record
 from config.errors import NotFound
@@ -81,65 +80,41 @@ def _guardrail_flag(decision: policies.Decision) -> dict[str, Any]:
     }
 
 
-PHRASING_SYSTEM = (
-    "You rephrase the lines of a customer-facing assistant. Keep every fact, number, name and question exactly; "
-    "change only the wording. Answer with the rephrased line alone."
-)
+PHRASING_PENDING = "phrasing.pending"
 
 
-def _phrased(ctx: _Context, text: str) -> tuple[str, dict[str, Any] | None]:
-    """The model's phrasing of ``text`` when the persona asks for one, linted; the scripted text (and a flag
-    saying why) on any error, a timeout or a phrasing the style guide blocks."""
-    phrasing = ctx.spec.get("llm_phrasing") or {}
-    if not phrasing.get("enabled"):
-        return text, None
-    model = {
-        "provider": phrasing["provider"],
-        "name": phrasing["model"],
-        "base_url": phrasing.get("base_url"),
-        "api_key_env": phrasing.get("api_key_env") or f"{phrasing['provider'].upper()}_API_KEY",
-        "parameters": phrasing.get("parameters") or {},
-    }
-    system = " ".join(filter(None, [PHRASING_SYSTEM, ctx.spec.get("tone"), phrasing.get("instructions")]))
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
-    try:
-        completion = providers.get_provider(model["provider"]).complete(
-            model=model, messages=messages, tools=[], timeout=float(phrasing.get("timeout_seconds", 5)), script=[]
-        )
-    except providers.ProviderError as error:
-        return text, {"kind": "phrasing.fallback", "reason": str(error)[:500]}
-    phrased = completion.text.strip()
-    if not phrased:
-        return text, {"kind": "phrasing.fallback", "reason": "the model answered nothing"}
-    if ctx.guide is not None:
-        blocked = [v.message for v in styleguide.lint(phrased, ctx.guide) if v.severity == "block"]
-        if blocked:
-            return text, {"kind": "phrasing.fallback", "reason": "the style guide blocks it", "violations": blocked}
-    return phrased, {"kind": "phrasing.model", "model": f"{model['provider']} {model['name']}"}
+def _phrases(spec: Mapping[str, Any]) -> bool:
+    """Whether the persona has a model phrase its texts (``llm_phrasing``)."""
+    return bool((spec.get("llm_phrasing") or {}).get("enabled"))
+
+
+def _styled(ctx: _Context, text: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """The style guide's verdict on an outgoing text: None (and the ``style.block`` flag) when it blocks the text,
+    else the text with its substitutions applied and the ``style.rewrite`` and ``style.warn`` flags."""
+    if ctx.guide is None:
+        return text, []
+    violations = styleguide.lint(text, ctx.guide)
+    blocking = [v for v in violations if v.severity == "block"]
+    if blocking:
+        return None, [{"kind": "style.block", "violations": [v.message for v in blocking]}]
+    flags = []
+    rewrites = [v for v in violations if v.severity == "rewrite"]
+    if rewrites:
+        flags.append({"kind": "style.rewrite", "violations": [v.message for v in rewrites]})
+        text = styleguide.rewrite(text, rewrites)
+    warnings = [v for v in violations if v.severity == "warn"]
+    if warnings:
+        flags.append({"kind": "style.warn", "violations": [v.message for v in warnings]})
+    return text, flags
 
 
 def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
-    """An outgoing text: phrased by a model when the persona asks for it, then through the style guide and the
-    ``output`` guardrails."""
-    text, phrasing_flag = _phrased(ctx, reply.text)
-    out = _Outgoing(text, Role.PERSONA, flow=reply.flow, step=reply.step)
-    if phrasing_flag is not None:
-        out.flags.append(phrasing_flag)
+    """An outgoing text as scripted, through the style guide and the ``output`` guardrails. When the persona has a
+    model phrase its texts and neither replaced this one, it is flagged ``phrasing.pending``: the model is asked
+    once the turn is committed (``personas.services.phrasing``), never while the turn holds its locks."""
+    styled, flags = _styled(ctx, reply.text)
     fallback = _reply(ctx, ctx.spec["fallback"], "fallback").text
-    if ctx.guide is not None:
-        violations = styleguide.lint(out.text, ctx.guide)
-        blocking = [v for v in violations if v.severity == "block"]
-        if blocking:
-            out.flags.append({"kind": "style.block", "violations": [v.message for v in blocking]})
-            out.text = fallback
-        else:
-            rewrites = [v for v in violations if v.severity == "rewrite"]
-            if rewrites:
-                out.flags.append({"kind": "style.rewrite", "violations": [v.message for v in rewrites]})
-                out.text = styleguide.rewrite(out.text, rewrites)
-            warnings = [v for v in violations if v.severity == "warn"]
-            if warnings:
-                out.flags.append({"kind": "style.warn", "violations": [v.message for v in warnings]})
+    out = _Outgoing(fallback if styled is None else styled, Role.PERSONA, flags, reply.flow, reply.step)
     decision = guardrail_check(
         checkpoint="output",
         facts=_facts(ctx, out.text),
@@ -147,16 +122,17 @@ def _persona_message(ctx: _Context, reply: engine.Reply) -> _Outgoing:
         actor=ctx.actor,
         target=ctx.conversation,
     )
-    if decision.effect == "deny":
+    if decision.effect != "allow":
         out.flags.append(_guardrail_flag(decision))
+    if decision.effect == "deny":
         out.text = fallback
     elif decision.effect == "redact":
-        out.flags.append(_guardrail_flag(decision))
         out.text = _redacted(decision, out.text)
     elif decision.effect in {"escalate", "require_approval"}:
-        out.flags.append(_guardrail_flag(decision))
         out.text = _reply(ctx, ctx.spec["handover"], "handover").text
         ctx.escalate = ctx.escalate or _decision_reason(decision)
+    elif styled is not None and _phrases(ctx.spec):
+        out.flags.insert(0, {"kind": PHRASING_PENDING})
     return out
 
 
@@ -173,15 +149,10 @@ def _store(ctx: _Context, outgoing: list[_Outgoing]) -> list[Message]:
     """Store messages after the conversation's last, redacting personal data when the persona says so."""
     conversation = ctx.conversation
     last = conversation.last_seq
-    redact = ctx.spec.get("pii", "keep") == "redact"
     messages = []
     for offset, out in enumerate(outgoing, start=1):
-        text, flags = out.text, list(out.flags)
-        if redact:
-            found = detectors.detect(text, detectors.PII_KINDS)
-            if found:
-                text = detectors.redact(text, found)
-                flags.append({"kind": "pii.redacted", "found": sorted({d.kind for d in found})})
+        text, redacted = _pii_redacted(ctx.spec, out.text)
+        flags = [*out.flags, *redacted]
         messages.append(
             Message(
                 conversation=conversation,
@@ -196,6 +167,16 @@ def _store(ctx: _Context, outgoing: list[_Outgoing]) -> list[Message]:
         )
     conversation.last_seq = last + len(messages)  # saved by _save, which every caller of _store ends with
     return Message.objects.bulk_create(messages)
+
+
+def _pii_redacted(spec: Mapping[str, Any], text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The text as stored: with personal data masked (and the ``pii.redacted`` flag) when the persona redacts."""
+    if spec.get("pii", "keep") != "redact":
+        return text, []
+    found = detectors.detect(text, detectors.PII_KINDS)
+    if not found:
+        return text, []
+    return detectors.redact(text, found), [{"kind": "pii.redacted", "found": sorted({d.kind for d in found})}]
 
 
 def _escalate(ctx: _Context, reason: str) -> None:
