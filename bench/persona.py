@@ -91,8 +91,8 @@ from bench.common import (
     throwaway_database,
     verdict,
 )
+from demo import personas as demo_personas
 from governance.roles import Role
-from personas import demo
 from personas.services import PERSONA_KIND, STYLE_GUIDE_KIND
 
 POSTGRES_BENCH_DATABASE = "bench_persona"
@@ -489,7 +489,8 @@ def prepare(password: str) -> str:
         editor = make_user("bench-editor", Role.EDITOR, password)
         approvers = [make_user(f"bench-approver{n}", Role.APPROVER, password) for n in ("", "2")]
         client = make_user("bench-client", None, password)
-        release(editor, approvers, STYLE_GUIDE_KIND, STYLE_GUIDE_SLUG, "Brand voice", demo.example(STYLE_GUIDE_SLUG))
+        style_guide = demo_personas.example(STYLE_GUIDE_SLUG)
+        release(editor, approvers, STYLE_GUIDE_KIND, STYLE_GUIDE_SLUG, "Brand voice", style_guide)
         release(editor, approvers[::-1], PERSONA_KIND, PERSONA_SLUG, PERSONA_NAME, PERSONA_SPEC)
     return client.username
 

@@ -23,7 +23,7 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.models import FINISHED_RUN_STATUSES, DemoAlert, Run, RunStatus, Step, StepKind, StepStatus
+from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step, StepKind, StepStatus
 from agents.runtime import advance
 from agents.services import AGENT_KIND, run_start
 from agents.tool_versions import TOOL_KIND
@@ -33,6 +33,7 @@ from bench.common import BenchError, make_user, release
 from bench.peers import Batch
 from bench.peers.counting import Tally
 from bench.worker import Worker, wait_for
+from demo.models import DemoAlert
 from governance.demo import latest_released
 from governance.models import GovernedObject
 from governance.roles import Role

@@ -8,7 +8,7 @@
 For the same script, it calls the same scripted provider (``agents.providers.ScriptedProvider``, with the
 conversation built up as the runtime builds it) and the same no-op function, in the same order: model, tool,
 model, tool, ..., model (the answer). Each of those steps is followed by one insert, in its own transaction, into
-``agents.models.DemoAlert``. So a bare task has the runs' number of steps (``2 * calls + 1``), the model stub and
+``demo.models.DemoAlert``. So a bare task has the runs' number of steps (``2 * calls + 1``), the model stub and
 the tool, and one committed row per step; what it lacks is the orchestration: leases, step rows, the conversation
 rebuilt from the database, grants, schemas, guardrails, budgets, the audit trail, the tool's thread and timeout.
 
@@ -23,9 +23,9 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import DemoAlert
 from agents.providers import ScriptedProvider
 from agents.tools import registered, tool
+from demo.models import DemoAlert
 
 TOOL = "bench.noop"
 INSTRUCTIONS = "You are the run benchmark's agent: call the no-op tool as the script says, then answer."

@@ -125,30 +125,30 @@ def beat_started(schedule: Path) -> Callable[[], bool]:
 
 
 def credentials() -> list[str]:
-    """How to sign in: the console admin, the demo users and the demo API token, as ``manage.py bootstrap`` made
-    them (their passwords are kept in ``var/admin-password`` and ``var/demo-password``)."""
+    """How to sign in: the console admin, as ``manage.py bootstrap`` made it (its password is kept in
+    ``var/admin-password``), and while the demo is installed the demo users and the demo API token."""
+    from django.apps import apps
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
-    from governance.management.commands.bootstrap import ADMIN_USERNAME, DEMO_CLIENT, DEMO_USERS
+    from governance.management.commands.bootstrap import ADMIN_USERNAME
 
-    admin_file, demo_file = settings.VAR_DIR / "admin-password", settings.VAR_DIR / "demo-password"
-    if not admin_file.exists() or not demo_file.exists():
+    admin_file = settings.VAR_DIR / "admin-password"
+    if not admin_file.exists():
         return ["  No accounts yet: run `python manage.py bootstrap` (make run does) and start again."]
-    admin_password, demo_password = admin_file.read_text().strip(), demo_file.read_text().strip()
+    admin_password = admin_file.read_text().strip()
     admin = get_user_model()._default_manager.filter(username=ADMIN_USERNAME).first()
     admin_note = (
         f"password {admin_password}"
         if admin is not None and admin.check_password(admin_password)
         else f"password changed since it was written to {admin_file}"
     )
-    token = Token.objects.filter(user__username=DEMO_CLIENT).values_list("key", flat=True).first()
-    return [
-        f"  Console admin:  {ADMIN_USERNAME} / {admin_note}",
-        f"  Demo users:     {', '.join(DEMO_USERS)} (password {demo_password}), one role each",
-        f"  Demo API token: {token or 'none yet'} (user {DEMO_CLIENT}, a client application)",
-    ]
+    lines = [f"  Console admin:  {ADMIN_USERNAME} / {admin_note}"]
+    if apps.is_installed("demo"):
+        from demo import cast
+
+        lines += cast.credentials()
+    return lines
 
 
 def banner(port: str, *, not_ready: Sequence[str] = ()) -> str:

@@ -81,6 +81,9 @@ def var_secret(name: str, filename: str) -> str:
 
 
 VAR_DIR = Path(env_str("STEWARD_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# The demo (the ``demo`` app: its agents, personas, tools, tables and cast, loaded by ``manage.py bootstrap``), on for
+# ``make run`` and the tests. Production turns it off: then nothing of it is imported, migrated or seeded.
+STEWARD_DEMO = env_bool("STEWARD_DEMO", True)
 
 SECRET_KEY = var_secret("SECRET_KEY", "secret-key")
 # Signs audit checkpoints. Kept out of the database on purpose: whoever can rewrite the trail in the
@@ -103,7 +106,7 @@ AGENTS_MAX_DELIVERIES = env_int("AGENTS_MAX_DELIVERIES", 5, minimum=1)
 AGENTS_APPROVAL_HOURS = env_int("AGENTS_APPROVAL_HOURS", 24, minimum=1)
 AGENTS_SWEEP_SECONDS = env_int("AGENTS_SWEEP_SECONDS", 30, minimum=1)
 # Python modules whose @tool functions are registered at start (and synced to the database after migrate).
-AGENTS_TOOL_MODULES = env_list("AGENTS_TOOL_MODULES", ["agents.demo"])
+AGENTS_TOOL_MODULES = env_list("AGENTS_TOOL_MODULES", ["demo.tools"] if STEWARD_DEMO else [])
 # Models: the environment variables a model's key may be read from (shell patterns; Steward's own secrets are refused
 # by name whatever these say) and the hosts a model may be reached at (see agents/model_access.py).
 MODEL_KEY_VARIABLES = env_list("MODEL_KEY_VARIABLES", ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MODEL_KEY_*"])
@@ -153,6 +156,7 @@ INSTALLED_APPS = [
     "console",
     "webhooks",
     "axes",
+    *(["demo"] if STEWARD_DEMO else []),
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,5 @@
-"""Demo data goes through the real lifecycle: drafted by an editor, approved by approvers, released."""
+"""Seed data goes through the real lifecycle: drafted by an editor, approved by approvers, released. Used by the demo
+app (``demo``), the tests and the benchmarks; the product itself never calls it."""
 
 from collections.abc import Sequence
 from typing import Any

@@ -10,3 +10,8 @@ review_item_decided = Signal()
 
 # Sent inside the opening transaction with ``item`` when something is put in the review queue.
 review_item_opened = Signal()
+
+# Sent by ``manage.py bootstrap`` inside its transaction, once the admin account exists, with ``actor`` (the system
+# actor ``bootstrap``): apps that seed a first run (the demo) do it here, idempotently, and each returns one line saying
+# what it made, which the command prints.
+bootstrapped = Signal()

@@ -64,7 +64,7 @@ def child_environment(*, queue: str | None = None) -> dict[str, str]:
         "DATABASE_URL": database_url_for_children(),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         # The demo tools, and the tools the agent tests run (tests/agents/tools.py).
-        "AGENTS_TOOL_MODULES": "agents.demo,tests.agents.tools",
+        "AGENTS_TOOL_MODULES": "demo.tools,tests.agents.tools",
         # Other processes' checkpoints go to a file of this test run's, not to the installation's sink.
         "AUDIT_CHECKPOINT_SINK": f"file:{settings.VAR_DIR / 'test-worker-checkpoints.jsonl'}",
         "MODEL_ALLOWED_HOSTS": ",".join(["api.openai.com", "api.anthropic.com", *TEST_MODEL_HOSTS]),

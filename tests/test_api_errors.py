@@ -13,12 +13,12 @@ from django.test import RequestFactory
 from django.urls import get_resolver, reverse
 from rest_framework.test import APIClient
 
-from agents import demo as agents_demo
 from agents import runtime
 from agents.models import Run
 from audit.models import AuditEvent
 from config.api_input import MAX_JSON_DEPTH
 from config.renderers import JSONRenderer
+from demo import agents as demo_agents
 from governance.models import GovernedObject, ReviewItem, ReviewKind, ReviewStatus
 from governance.roles import Role
 from tests.agents.unit_tools import start_run
@@ -146,7 +146,7 @@ def test_json_nested_within_the_bound_is_read(api_as: Any, viewer: User) -> None
 def test_a_lone_surrogate_is_refused_naming_the_field_and_nothing_is_stored(
     api_as: Any, editor: User, approver: User, make_user: Any, operator: User, viewer: User
 ) -> None:
-    agents_demo.load(editor=editor, approvers=[approver, make_user("second-approver", Role.APPROVER)])
+    demo_agents.load(editor=editor, approvers=[approver, make_user("second-approver", Role.APPROVER)])
     body = '{"input": {"text": "\\ud800"}}'  # the JSON escape itself, as the fuzzer sent it
     response = api_as(operator).post("/api/agents/order-agent/runs/", data=body, content_type="application/json")
     error = error_of(response, 400)
@@ -259,7 +259,7 @@ def test_a_json_typo_in_the_consoles_edited_arguments_is_a_form_error_not_a_403(
     operator: User,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    agents_demo.load(editor=editor, approvers=[approver, make_user("second-approver", Role.APPROVER)])
+    demo_agents.load(editor=editor, approvers=[approver, make_user("second-approver", Role.APPROVER)])
     large = {"sku": "SKU-123", "quantity": 500}  # more than 100: the replenishment waits for an approver
     run = start_run(django_capture_on_commit_callbacks, operator, "inventory-agent", large)
     runtime.advance(run.pk, "api-errors-test")

@@ -37,11 +37,12 @@ from django.test import Client
 from pytest_django.live_server_helper import LiveServer
 from rest_framework.authtoken.models import Token
 
-from agents.models import DemoHedge, DemoReplenishment, Run, RunStatus
+from agents.models import Run, RunStatus
 from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import audit_chain_verify
 from config import serve
+from demo.models import DemoHedge, DemoReplenishment
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from personas import flows
 from personas.models import Conversation, ConversationStatus

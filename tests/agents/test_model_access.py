@@ -10,7 +10,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from agents import providers
-from personas.demo import example
+from demo.personas import example
 from tests.chat_server import ModelServer, complete, completion
 
 pytestmark = pytest.mark.django_db

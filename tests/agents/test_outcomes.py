@@ -1,7 +1,7 @@
 """A run's outcome, apart from its status.
 
 First the rules alone (``agents.outcomes``, pure functions over step facts), then the demo agents run as a new
-user would try them (``agents/demo.py``, advanced in-process as a worker would): writes all denied, an unknown
+user would try them (``demo/agents.py``, advanced in-process as a worker would): writes all denied, an unknown
 SKU, invalid arguments; each run succeeds, none completes, and ``/api/metrics/`` and ``/api/runs/`` say so.
 """
 
@@ -15,7 +15,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agents import demo, runtime, services
+import demo.agents
+from agents import runtime, services
 from agents.models import Run, RunOutcome, RunStatus, StepKind, StepStatus
 from agents.outcomes import REASON_LENGTH, Outcome, StepFacts, decide, report_of, result_error
 from audit.models import AuditEvent
@@ -212,7 +213,7 @@ def demo_agents(transactional_db: None, editor: User, approver: User) -> None:
     """The demo's agents and tables, as ``make run`` loads them (committed: the tools read them on their own
     connections)."""
     tools_release(approver)
-    demo.load(editor=editor, approvers=[approver])
+    demo.agents.load(editor=editor, approvers=[approver])
 
 
 @pytest.fixture

@@ -26,12 +26,13 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agents.demo import INVENTORY_AGENT, RISK_MONITOR
-from agents.models import DemoHedge, DemoReplenishment, DemoStock, Run, Step, StepKind, StepStatus, Tool
+from agents.models import Run, Step, StepKind, StepStatus, Tool
 from agents.services import runs_sweep
 from audit.context import Actor
 from audit.models import AuditEvent
 from config import celery_app
+from demo.agents import INVENTORY_AGENT, RISK_MONITOR
+from demo.models import DemoHedge, DemoReplenishment, DemoStock
 from governance.models import ReviewDecision, ReviewItem, ReviewStatus, Version
 from governance.roles import Role
 from governance.services import review_items_expire, user_role_assign

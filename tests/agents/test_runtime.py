@@ -20,13 +20,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import providers, runtime, services
-from agents.models import DemoAlert, Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
+from agents.models import Run, RunOutcome, RunStatus, Step, StepKind, StepStatus
 from agents.runtime import conversation, lease, loop, model_call, session
 from agents.runtime.lease import ADVANCE_TASK
 from audit.context import Actor
 from audit.models import AuditEvent
 from config import enqueue
 from config.errors import Conflict, NotAllowed
+from demo.models import DemoAlert
 from governance import services as governance_services
 from governance.demo import released
 from governance.guardrails import POLICY_KIND

@@ -13,8 +13,9 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 
 from agents import services
-from agents.models import DemoAlert, Run
+from agents.models import Run
 from agents.tools import Compensation, tool
+from demo.models import DemoAlert
 from governance.demo import released
 from tests.support import granted, tools_release
 

@@ -14,18 +14,19 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from agents import demo as agents_demo
 from agents import runtime
-from agents.models import DemoReplenishment, Run, RunStatus, StepStatus
+from agents.models import Run, RunStatus, StepStatus
 from agents.services import run_start, tools_sync
 from agents.services.common import ADVANCE_TASK
 from audit.context import Actor
 from audit.models import AuditEvent
 from config import enqueue
+from demo import agents as demo_agents
+from demo import personas as demo_personas
+from demo.models import DemoReplenishment
 from governance import services as governance
 from governance.models import GovernedObject, LabelPointer, ReviewItem, ReviewStatus, Version, VersionStatus
 from governance.roles import Role
-from personas import demo as personas_demo
 from tests.browser.conftest import PLAYWRIGHT_MISSING, Console, browser_required
 
 if not browser_required():  # in CI a missing Playwright is an error, not a skip
@@ -48,14 +49,14 @@ def second_approver(make_user: Callable[..., User]) -> User:
 def inventory(editor: User, approver: User, second_approver: User) -> None:
     """The demo's tools and agents (the inventory agent released under production), and its stock."""
     tools_sync(actor=Actor.system("tests"))
-    agents_demo.load(editor=editor, approvers=[approver, second_approver])
+    demo_agents.load(editor=editor, approvers=[approver, second_approver])
 
 
 @pytest.fixture
 def support(inventory: None, editor: User, approver: User, second_approver: User) -> GovernedObject:
     """The demo's style guides and personas (after its agents, which the support persona hands off to), released to
     staging and production as v1."""
-    personas_demo.load(editor=editor, approvers=[approver, second_approver])
+    demo_personas.load(editor=editor, approvers=[approver, second_approver])
     return GovernedObject.objects.get(kind="persona", slug="support")
 
 

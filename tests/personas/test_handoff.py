@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from agents.models import DemoReplenishment, DemoStock, Run, RunStatus
+from agents.models import Run, RunStatus
 from audit.models import AuditEvent
+from demo.models import DemoReplenishment, DemoStock
 from governance.demo import released
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
 from personas.models import Conversation

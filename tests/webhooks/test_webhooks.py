@@ -35,9 +35,9 @@ from agents.models import ToolKind
 from agents.tool_versions import ToolDefinition
 from agents.tools import ToolFailure
 from audit.models import AuditEvent
+from demo.personas import example
 from governance.demo import released
 from governance.models import ReviewItem, ReviewKind, ReviewStatus
-from personas.demo import example
 from personas.models import Conversation
 from personas.services import conversation_reply
 from tests.support import tools_release

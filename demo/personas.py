@@ -1,6 +1,7 @@
 """The demo's style guides and personas, taken through the real lifecycle: drafted by the editor, approved by an
 approver, released to ``staging`` and ``production``. Loaded by ``manage.py bootstrap`` after the demo agents (the
-support persona hands off to them); idempotent."""
+support persona hands off to them); idempotent. Their specs are the examples of the persona spec in
+``personas/examples/`` (docs/flows.md, docs/personas.md), which stay there as its documentation."""
 
 import json
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from governance.demo import released
+from personas import flows
 
-EXAMPLES = Path(__file__).with_name("examples")
+EXAMPLES = Path(flows.__file__).with_name("examples")
 
 
 def example(name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from governance.demo_policies import POLICIES
+from demo.policies import POLICIES
 from governance.guardrails import POLICY_KIND
 from governance.models import GovernedObject, ReviewStatus
 from personas.models import Message
