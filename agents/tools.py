@@ -14,9 +14,11 @@ pins (``agents.tool_versions``). Running a tool never crashes the caller: a tool
 something that is not JSON gives a ``ToolFailure`` with the reason.
 """
 
+import contextvars
 import inspect
 import json
 import queue
+import signal
 import threading
 import types
 from collections.abc import Callable, Mapping
@@ -197,9 +199,71 @@ class _CallThreads:
 _threads = _CallThreads()
 
 
+class _TimeUp(BaseException):
+    """Raised into a call made in the main thread when its time is up (not an ``Exception``: a tool's own
+    ``except Exception`` does not swallow it)."""
+
+
 def call_with_timeout(function: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> Any:
-    """Run ``function(**arguments)`` in a helper thread; ``ToolFailure`` on an error, a timeout or a result that
-    is not JSON. A timed-out call is abandoned (its thread is a daemon), never awaited."""
+    """Run ``function(**arguments)`` within ``timeout`` seconds; ``ToolFailure`` on an error, a timeout or a result
+    that is not JSON. Either way the call runs in a context of its own (it sees none of the caller's context
+    variables, such as an audit batch being collected).
+
+    In a process's main thread with no transaction open (a worker's task), the call is made right here and a timer
+    signal (``SIGALRM``) interrupts it when its time is up: a call that timed out does not go on running. Anywhere
+    else it is made in a helper thread, on that thread's own database connection, and a timed-out call is
+    abandoned (its thread is a daemon), never awaited."""
+    outcome = _here(function, arguments, timeout) if _may_call_here() else _in_thread(function, arguments, timeout)
+    if "result" not in outcome:
+        error = outcome.get("error")
+        if error is None:
+            raise ToolFailure(f"timed out after {timeout:g} s")
+        if isinstance(error, ToolFailure):
+            raise error
+        raise ToolFailure(f"{type(error).__name__}: {error}")
+    try:
+        return json.loads(json.dumps(outcome["result"], allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ToolFailure(f"the tool returned something that is not JSON: {error}") from None
+
+
+def _may_call_here() -> bool:
+    """Whether a call may be made in this thread: the main thread, with the timer signal free and no transaction
+    open (the call's writes are its own, as on a connection of its own)."""
+    return (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN)
+        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        and not any(connection.in_atomic_block for connection in connections.all(initialized_only=True))
+    )
+
+
+def _here(function: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The call made in this (the main) thread: ``{"result": …}``, ``{"error": …}``, or ``{}`` when its time was up.
+    An interruption of the worker itself (a cold shutdown, ``KeyboardInterrupt``) is not the tool's: it goes on up."""
+
+    def time_up(signum: int, frame: Any) -> None:
+        raise _TimeUp
+
+    signal.signal(signal.SIGALRM, time_up)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return {"result": contextvars.Context().run(function, **arguments)}
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _TimeUp:
+        connections.close_all()  # a query it was interrupted in leaves its connection in doubt
+        return {}
+    except Exception as error:  # the tool's failure is reported, never raised into the worker
+        return {"error": error}
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def _in_thread(function: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The call made in a helper thread (see ``call_with_timeout``), as ``_here`` answers."""
     outcome: dict[str, Any] = {}
     done = threading.Event()
 
@@ -213,15 +277,4 @@ def call_with_timeout(function: Callable[..., Any], arguments: dict[str, Any], t
             done.set()
 
     _threads.submit(target)
-    if not done.wait(timeout):
-        raise ToolFailure(f"timed out after {timeout:g} s")
-    if "error" in outcome:
-        error = outcome["error"]
-        if isinstance(error, ToolFailure):
-            raise error
-        raise ToolFailure(f"{type(error).__name__}: {error}")
-    result = outcome.get("result")
-    try:
-        return json.loads(json.dumps(result, allow_nan=False))
-    except (TypeError, ValueError) as error:
-        raise ToolFailure(f"the tool returned something that is not JSON: {error}") from None
+    return outcome if done.wait(timeout) else {}

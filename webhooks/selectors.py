@@ -19,16 +19,19 @@ def endpoints_visible_to(user: User) -> QuerySet[WebhookEndpoint]:
 def endpoints_for(event: str, *, owners: Iterable[int] = (), deciders: bool = False) -> list[WebhookEndpoint]:
     """The active endpoints of active users that receive ``event``: those of ``owners`` (user ids) and, with
     ``deciders``, those of everyone who may decide review items (Approvers, Admins). One query."""
-    who = Q(owner_id__in=list(owners))
+    candidates = WebhookEndpoint.objects.filter(active=True, owner__is_active=True)
     if deciders:
         app_label, codename = DECIDE_PERMISSION
         decide = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        who |= (
-            Q(owner__is_superuser=True)
+        who = (
+            Q(owner_id__in=list(owners))
+            | Q(owner__is_superuser=True)
             | Q(owner__user_permissions__in=decide)
             | Q(owner__groups__permissions__in=decide)
         )
-    matching = WebhookEndpoint.objects.filter(who).values("pk")
-    candidates = WebhookEndpoint.objects.filter(pk__in=matching, active=True, owner__is_active=True)
+        # The permissions' joins repeat an endpoint: matched in a subquery, each endpoint listed once.
+        candidates = candidates.filter(pk__in=WebhookEndpoint.objects.filter(who).values("pk"))
+    else:
+        candidates = candidates.filter(owner_id__in=list(owners))
     # Few endpoints per event; the events list is filtered here because SQLite has no JSON containment lookup.
     return [endpoint for endpoint in candidates.select_related("owner").order_by("pk") if event in endpoint.events]

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Run, RunStatus
+from agents.runtime import postgresql
 from agents.runtime.transitions import change, sources
 from audit.services import audit_record
 from config import enqueue
@@ -33,22 +35,41 @@ logger = logging.getLogger("steward.runtime")
 ADVANCE_TASK = "agents.tasks.run_advance_task"  # sent by name: the tasks import the runtime, not the reverse
 
 
-def claim(run_id: Any, owner: str) -> bool:
-    """Take the run's lease if it is free, expired, or already ``owner``'s."""
+@dataclass(frozen=True)
+class Claimed:
+    """A run just claimed: read back with its agent, whether this is its first claim (then it has no steps yet), and
+    step ids reserved for it (PostgreSQL)."""
+
+    run: Run
+    first: bool
+    ids: list[int]
+
+
+def claim(run_id: Any, owner: str, *, reserve: int = 0) -> Claimed | None:
+    """Take the run's lease if it is free, expired, or already ``owner``'s; ``None`` when someone else holds it or
+    the run is not runnable. On PostgreSQL one statement also reads the run back and reserves ``reserve`` step ids."""
     now = timezone.now()
+    expires = now + dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS)
+    if postgresql.used():
+        found = postgresql.claim(run_id, owner, now, expires, reserve)
+        # A run's first claim sets its start to this claim's time: a run claimed before has an earlier start.
+        return None if found is None else Claimed(found[0], first=found[0].started_at == now, ids=found[1])
     claimed = (
         Run.objects.filter(pk=run_id, status__in=sources(RunStatus.RUNNING))
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner))
         .update(
             status=RunStatus.RUNNING,
             lease_owner=owner,
-            lease_expires_at=now + dt.timedelta(seconds=settings.AGENTS_LEASE_SECONDS),
+            lease_expires_at=expires,
             deliveries=F("deliveries") + 1,
             started_at=Coalesce(F("started_at"), now),
             updated_at=now,
         )
     )
-    return bool(claimed)
+    if not claimed:
+        return None
+    run = Run.objects.select_related("agent").get(pk=run_id)
+    return Claimed(run, first=run.started_at == now, ids=[])
 
 
 def dead_letter(deliveries: int) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from agents.models import RunStatus, Step, StepKind, StepStatus
 from agents.runtime import approvals, authorize, budget, checkpoints, conversation, lease, model_call, tool_call
 from agents.runtime.plan import HAND_BACK, STOP, Plan
-from agents.runtime.session import LeaseLost, Session
+from agents.runtime.session import IDS_RESERVED, LeaseLost, Session
 
 PENDING = (StepStatus.EXECUTING, StepStatus.PROPOSED)
 _stopping = threading.Event()
@@ -39,9 +39,10 @@ def stopping() -> bool:
 
 def advance(run_id: Any, owner: str) -> None:
     """Claim the run and advance it until it finishes, parks for a person, or its lease is lost."""
-    if not lease.claim(run_id, owner):
+    claimed = lease.claim(run_id, owner, reserve=IDS_RESERVED)
+    if claimed is None:
         return
-    session = Session.load(run_id, owner)
+    session = Session.load(claimed, owner)
     heartbeat = lease.Heartbeat(run_id, owner)
     try:
         plan = _turn(session, _first)

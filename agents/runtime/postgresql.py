@@ -19,7 +19,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import Field, Model
 
-from agents.models import Step
+from agents.models import Run, RunStatus, Step
+from agents.runtime import transitions
+from governance.models import GovernedObject
 
 if TYPE_CHECKING:
     from agents.runtime.session import Session
@@ -58,6 +60,29 @@ STEP_FIELDS = frozenset(
     ]
 )
 STEP_TABLE = Step._meta.db_table
+AGENT_FIELDS = ("id", "kind", "slug", "name")  # what the runtime reads of a run's agent (the rest is deferred)
+
+
+def _columns(table: str, fields: Any) -> str:
+    return ", ".join(f'{table}."{field.column}"' for field in fields)
+
+
+# The claim (``lease.claim``), the run and its agent read back, and step ids reserved, in one statement. Only
+# table and column names of the models are formatted in; every value is a parameter.
+CLAIM = f"""
+WITH claimed AS (
+    UPDATE {Run._meta.db_table}
+       SET status = %(running)s, lease_owner = %(owner)s, lease_expires_at = %(expires)s,
+           deliveries = deliveries + 1, started_at = COALESCE(started_at, %(now)s), updated_at = %(now)s
+     WHERE id = %(id)s AND status = ANY(%(sources)s)
+       AND (lease_expires_at IS NULL OR lease_expires_at < %(now)s OR lease_owner = %(owner)s)
+ RETURNING *
+)
+SELECT {_columns("claimed", Run._meta.concrete_fields)},
+       {_columns("agent", [GovernedObject._meta.get_field(name) for name in AGENT_FIELDS])},
+       ARRAY(SELECT nextval(pg_get_serial_sequence('{STEP_TABLE}', 'id')) FROM generate_series(1, %(ids)s))
+  FROM claimed JOIN {GovernedObject._meta.db_table} agent ON agent.id = claimed.agent_id
+"""  # noqa: S608
 
 
 def used() -> bool:
@@ -72,6 +97,42 @@ def reserve_ids(count: int) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [STEP_TABLE, count]
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def claim(
+    run_id: Any, owner: str, now: dt.datetime, expires: dt.datetime, reserve: int
+) -> tuple[Run, list[int]] | None:
+    """Take the run's lease (see ``lease.claim``) and read it with its agent, reserving ``reserve`` step ids: the
+    run, and the ids, or ``None`` when the run was not claimed."""
+    arguments = {
+        "id": run_id,
+        "owner": owner,
+        "now": now,
+        "expires": expires,
+        "running": RunStatus.RUNNING,
+        "sources": transitions.sources(RunStatus.RUNNING),
+        "ids": reserve,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM, arguments)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run_fields = Run._meta.concrete_fields
+    agent_fields = [GovernedObject._meta.get_field(name) for name in AGENT_FIELDS]
+    run = _loaded(Run, run_fields, row[: len(run_fields)])
+    run.agent = _loaded(GovernedObject, agent_fields, row[len(run_fields) : -1])
+    return run, list(row[-1])
+
+
+def _loaded(model: type[Model], fields: Any, values: Any) -> Any:
+    """An instance of ``model`` from a row of its ``fields``, each value converted as Django's queries do."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for converter in [*connection.ops.get_db_converters(field.cached_col), *field.get_db_converters(connection)]:
+            value = converter(value, field.cached_col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)
 
 
 def fits(session: "Session") -> bool:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
@@ -28,6 +28,9 @@ from agents.runtime import postgresql, transitions
 from audit.context import Actor, audit_context
 from audit.services import AuditBatch
 from governance import policies, selectors
+
+if TYPE_CHECKING:
+    from agents.runtime import lease
 
 logger = logging.getLogger("steward.runtime")
 # The pauses before each new attempt to record a step after a database error, within half a lease.
@@ -122,14 +125,14 @@ class Session:
     ids: list[int] = field(default_factory=list)  # step ids reserved for new steps (PostgreSQL)
 
     @classmethod
-    def load(cls, run_id: Any, owner: str) -> "Session":
+    def load(cls, claimed: "lease.Claimed", owner: str) -> "Session":
         """The run as its lease holder keeps it: the run, its steps and its granted tools. No transaction is needed
         to read them together: only the lease holder writes a running run's steps."""
-        run = Run.objects.select_related("agent").get(pk=run_id)
+        run = claimed.run
         ctx = context_of(run)
-        steps = list(run.steps.select_related("tool").order_by("seq"))
+        steps = [] if claimed.first else list(run.steps.select_related("tool").order_by("seq"))
         tools = {tool.name: tool for tool in Tool.objects.filter(name__in=list(ctx.grants), available=True)}
-        return cls(run=run, owner=owner, ctx=ctx, steps=steps, tools=tools, actor=run_actor(run))
+        return cls(run=run, owner=owner, ctx=ctx, steps=steps, tools=tools, actor=run_actor(run), ids=claimed.ids)
 
     # --- changing it --------------------------------------------------------------------------------------------
 

@@ -69,8 +69,8 @@ def _start(
         raise DomainError(f"The input does not match what {agent} v{version.number} takes.", fields=errors)
     pinned = (
         LabelPointer.objects.filter(object__kind=POLICY_KIND, label__name=label)
-        .select_related("object", "version")
         .order_by("object__slug")
+        .values_list("object__slug", "version__number", "version_id")
     )
     try:
         # A savepoint only where a concurrent request may have used the same key first.
@@ -84,9 +84,7 @@ def _start(
                 idempotency_key=idempotency_key,
                 origin=origin,
                 correlation_id=correlation_id or uuid.uuid4(),
-                policy_versions=[
-                    {"slug": p.object.slug, "version": p.version.number, "id": p.version.pk} for p in pinned
-                ],
+                policy_versions=[{"slug": slug, "version": number, "id": pk} for slug, number, pk in pinned],
             )
     except IntegrityError:  # the same key, started concurrently: the other request won
         existing = Run.objects.get(requested_by=actor, idempotency_key=idempotency_key)

@@ -207,6 +207,7 @@ def label_resolve(*, kind: str, slug: str, label: str) -> Version:
     """
     pointer = (
         LabelPointer.objects.select_related("version", "version__object")
+        .defer("version__object__draft")  # the object's working copy: not what runs, and large
         .filter(object__kind=kind, object__slug=slug, label__name=label)
         .first()
     )

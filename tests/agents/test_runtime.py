@@ -908,8 +908,9 @@ def test_a_held_lease_keeps_other_workers_out_until_it_expires(
 ) -> None:
     unit_agent("leased", [{"answer": "hi"}])
     run = start_run(django_capture_on_commit_callbacks, operator, "leased", {})
-    assert lease.claim(run.pk, "worker-a")
-    held = session.Session.load(run.pk, "worker-a")
+    claimed = lease.claim(run.pk, "worker-a")
+    assert claimed is not None
+    held = session.Session.load(claimed, "worker-a")
     assert not lease.claim(run.pk, "worker-b")
     runtime.advance(run.pk, "worker-b")
     run.refresh_from_db()

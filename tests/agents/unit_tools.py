@@ -1,7 +1,7 @@
 """Tools for the in-process runtime tests (``unit.*``), and helpers to release agents that use them.
 
 The write tools keep their effects in ``DemoAlert`` rows on the channel ``unit``, so a test can see what happened
-(they run in the runtime's helper thread, on that thread's own database connection).
+(a call is made on a database connection of its own: the worker's, with no transaction open, or a helper thread's).
 """
 
 import time
