@@ -4,9 +4,13 @@ An endpoint hears about what its owner may see: the runs they requested (``run.f
 of those runs; the conversations they are the client of (``conversation.escalated``,
 ``conversation.operator_message``). Whoever may decide review items (Approvers, Admins) also hears about every tool
 approval (``approval.requested``, ``approval.decided``; an expiry is a decision: expiry denies). Each receiver runs
-inside the transaction that sent the signal, so the deliveries commit (and are sent) with the change, or not at all.
+inside the transaction that sent the signal, so the deliveries commit (and are sent) with the change, or not at all;
+``run_finished``'s receiver reads the endpoints as the run's end is decided and returns the deliveries to write with
+it (``agents.signals``).
 """
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from agents.models import Run, Step
@@ -41,7 +45,9 @@ def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _run_finished(sender: Any, run: Run, **kwargs: Any) -> None:
+def _run_finished(sender: Any, run: Run, **kwargs: Any) -> Callable[[], Any] | None:
+    """Read before the run's end is written (``agents.signals``): its deliveries, written with it, if any endpoint
+    hears of it."""
     data = {
         "run": {
             "id": str(run.pk),
@@ -53,7 +59,10 @@ def _run_finished(sender: Any, run: Run, **kwargs: Any) -> None:
             "finished_at": _time(run.finished_at),
         }
     }
-    _send(WebhookEvent.RUN_FINISHED, data, owners=[run.requested_by_id])
+    endpoints = selectors.endpoints_for(WebhookEvent.RUN_FINISHED, owners=[run.requested_by_id])
+    if not endpoints:
+        return None
+    return partial(services.delivery_enqueue, event=WebhookEvent.RUN_FINISHED, data=data, endpoints=endpoints)
 
 
 def _approval(item: ReviewItem, event: str) -> None:

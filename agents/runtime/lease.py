@@ -12,9 +12,10 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -80,56 +81,53 @@ def dead_letter(deliveries: int) -> str:
 
 
 class Heartbeat:
-    """Keeps renewing the lease while a call runs outside any transaction.
+    """Keeps renewing a run's lease while a call of its ``advance()`` runs outside any transaction.
 
-    One thread for a whole ``advance()``, started at its first call (not one a call): it wakes every third of a
-    lease (at least every second) and renews the lease when a call is under way. A call waits, as it ends, for a
-    renewal under way, so that none overlaps the transaction that records the call."""
+    One thread a process renews them all (started at the first call, a daemon: not a thread a call or an
+    ``advance()``): it wakes every third of a lease (at least every second) and renews the lease of every call under
+    way, each on a connection opened for the round. A call waits, as it ends, for a renewal under way, so that none
+    overlaps the transaction that records the call."""
+
+    lock = threading.Lock()  # held to renew, and to start or end a call
+    calls: ClassVar[dict[int, tuple[Any, str]]] = {}  # the calls under way: their run and lease owner
+    thread: ClassVar[threading.Thread | None] = None
 
     def __init__(self, run_id: Any, owner: str) -> None:
         self.run_id, self.owner = run_id, owner
-        self.lock = threading.Lock()  # held to renew, and to start or end a call
-        self.calling = False
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
 
     @contextlib.contextmanager
     def during_call(self) -> Iterator[None]:
-        if self.thread is None or not self.thread.is_alive():
-            self.thread = threading.Thread(target=self._beat, daemon=True, name="lease-heartbeat")
-            self.thread.start()
-        with self.lock:
-            self.calling = True
+        with Heartbeat.lock:
+            if Heartbeat.thread is None or not Heartbeat.thread.is_alive():
+                Heartbeat.thread = threading.Thread(target=_beat, daemon=True, name="lease-heartbeat")
+                Heartbeat.thread.start()
+            Heartbeat.calls[id(self)] = (self.run_id, self.owner)
         try:
             yield
         finally:
-            with self.lock:
-                self.calling = False
+            with Heartbeat.lock:
+                del Heartbeat.calls[id(self)]
 
-    def _beat(self) -> None:
-        lease = settings.AGENTS_LEASE_SECONDS
-        try:
-            while not self.stop.wait(max(1.0, lease / 3)):
-                with self.lock:
-                    if self.calling:
-                        self._renew(lease)
-        finally:
-            connections.close_all()
 
-    def _renew(self, lease: float) -> None:
-        """Renew the lease; a database error is tried again at the next beat, on a fresh connection."""
-        try:
-            Run.objects.filter(pk=self.run_id, lease_owner=self.owner).update(
-                lease_expires_at=timezone.now() + dt.timedelta(seconds=lease)
-            )
-        except DatabaseError:
-            logger.warning("run %s: renewing the lease failed; trying again at the next beat", self.run_id)
-            connections.close_all()
+def _beat() -> None:
+    lease = settings.AGENTS_LEASE_SECONDS
+    while True:
+        time.sleep(max(1.0, lease / 3))
+        with Heartbeat.lock:
+            if Heartbeat.calls:
+                for run_id, owner in Heartbeat.calls.values():
+                    _renew(run_id, owner, lease)
+                connections.close_all()  # renewals are rare (calls slower than a third of a lease): none kept open
 
-    def close(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
+
+def _renew(run_id: Any, owner: str, lease: float) -> None:
+    """Renew the lease; a database error is tried again at the next beat, on a fresh connection."""
+    try:
+        Run.objects.filter(pk=run_id, lease_owner=owner).update(
+            lease_expires_at=timezone.now() + dt.timedelta(seconds=lease)
+        )
+    except DatabaseError:
+        logger.warning("run %s: renewing the lease failed; trying again at the next beat", run_id)
 
 
 def hand_back(session: "Session") -> None:

@@ -52,8 +52,6 @@ def advance(run_id: Any, owner: str) -> None:
             lease.hand_back(session)
     except LeaseLost:
         return
-    finally:
-        heartbeat.close()
 
 
 def _perform(session: Session, plan: Plan, heartbeat: lease.Heartbeat) -> Plan:

@@ -176,7 +176,7 @@ class Session:
         """End the run with ``status``, its outcome from its steps; recorded and announced as the step commits."""
         self.save_run(*transitions.end(self.run, status, self.steps, result=result, error=error))
         transitions.record_end(self.run, self.actor)
-        self.in_commit.append(lambda: transitions.announce(self.run))
+        self.in_commit.extend(transitions.announcement(self.run))
 
     def decide(self, work: Callable[["Session"], Any]) -> Any:
         """``work`` on this session as the run's actor, its audit events kept for the commit."""

@@ -9,11 +9,11 @@
     rolled_back        → (nothing)
 
 A run that leaves ``running`` gives its lease up; one that ends has its outcome decided (``agents.outcomes``) from
-its steps in the same change, and the end is recorded (``agent.run.<status>``) and announced (``run_finished``).
+its steps in the same change, and the end is recorded (``agent.run.<status>``) and announced (``announcement``).
 """
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from django.utils import timezone
 
@@ -90,10 +90,11 @@ def record_end(run: Run, actor: Actor) -> None:
     )
 
 
-def announce(run: Run) -> None:
-    """Tell the receivers of ``run_finished`` (a persona waiting on the run, webhooks), in the transaction that saved
-    the run's end: what they write is written with it, or not at all."""
-    run_finished.send(sender=Run, run=run)
+def announcement(run: Run) -> list[Callable[[], None]]:
+    """What the receivers of ``run_finished`` (a persona waiting on the run, webhooks) write with the run's end: to
+    be called in the transaction that writes it (see ``agents.signals``)."""
+    responses = cast(list[tuple[Any, Callable[[], None] | None]], run_finished.send(sender=Run, run=run))
+    return [write for _, write in responses if write is not None]
 
 
 def end_now(run: Run, status: str, actor: Actor, *, error: str) -> None:
@@ -101,7 +102,8 @@ def end_now(run: Run, status: str, actor: Actor, *, error: str) -> None:
     steps = Step.objects.filter(run_id=run.pk, kind__in=OUTCOME_KINDS).select_related("tool").order_by("seq")
     run.save(update_fields=end(run, status, steps, error=error))
     record_end(run, actor)
-    announce(run)
+    for write in announcement(run):
+        write()
 
 
 def roll_back(run: Run) -> None:

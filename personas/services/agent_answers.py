@@ -2,10 +2,11 @@
 persona's voice (or hand the conversation to a person when the run did not succeed), then answer the messages
 queued while it worked. Registered at startup because ``personas.services`` imports this module.
 
-The receiver runs inside the transaction that ends the run; the persona's model, if it has one, phrases what it
+The relay runs inside the transaction that ends the run; the persona's model, if it has one, phrases what it
 stored once that transaction has committed (``personas.services.phrasing``).
 """
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -23,11 +24,14 @@ from personas.services.turns import _audit, _context, _escalate, _Outgoing, _per
 
 
 @receiver(run_finished, dispatch_uid="personas.run_finished")
-def _run_finished(sender: Any, run: Any, **kwargs: Any) -> None:
+def _run_finished(sender: Any, run: Any, **kwargs: Any) -> Callable[[], None] | None:
+    """A run a conversation handed off to: its answer is relayed with the run's end (``agents.signals``)."""
+    return partial(_relay, run) if run.origin.startswith(ORIGIN) else None
+
+
+def _relay(run: Any) -> None:
     """The agent behind a conversation is done: relay its result in the persona's voice, or hand the
     conversation to a person when the run failed, was rejected or cancelled; then answer what was queued."""
-    if not run.origin.startswith(ORIGIN):
-        return
     conversation = (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("persona", "version", "client")
