@@ -32,6 +32,10 @@ def endpoints_for(event: str, *, owners: Iterable[int] = (), deciders: bool = Fa
         # The permissions' joins repeat an endpoint: matched in a subquery, each endpoint listed once.
         candidates = candidates.filter(pk__in=WebhookEndpoint.objects.filter(who).values("pk"))
     else:
-        candidates = candidates.filter(owner_id__in=list(owners))
+        owners = list(owners)
+        # Most owners have no endpoint (a run's requester, a conversation's client): a cheap probe first.
+        if not WebhookEndpoint.objects.filter(owner_id__in=owners, active=True).exists():
+            return []
+        candidates = candidates.filter(owner_id__in=owners)
     # Few endpoints per event; the events list is filtered here because SQLite has no JSON containment lookup.
     return [endpoint for endpoint in candidates.select_related("owner").order_by("pk") if event in endpoint.events]
