@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("personas.api.urls")),
     path("", include("agents.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("evaluations.api.urls")),
     path("metrics/", include("console.urls")),
 ]

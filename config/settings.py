@@ -155,6 +155,7 @@ INSTALLED_APPS = [
     "personas",
     "console",
     "webhooks",
+    "evaluations",
     "axes",
     *(["demo"] if STEWARD_DEMO else []),
 ]

@@ -8,7 +8,7 @@ each time the roles are synced (after every ``migrate``).
 
 from enum import StrEnum
 
-READ_CONFIGURATION = ["governance.view_*", "agents.view_*", "personas.view_*"]
+READ_CONFIGURATION = ["governance.view_*", "agents.view_*", "personas.view_*", "evaluations.view_*"]
 
 
 class Role(StrEnum):
@@ -39,6 +39,8 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "personas.change_*",
         "agents.add_*",
         "agents.change_*",
+        "evaluations.add_*",
+        "evaluations.change_*",
         "*.submit_*",
         # Tools and grants are the Admin's (DESIGN.md, Roles).
         "-agents.add_tool",
