@@ -3,8 +3,9 @@
 A suite belongs to one persona or one agent (``subject``) and is drafted, reviewed, released and rolled back like
 every governed kind, so changing the tests is itself reviewed. Its spec follows ``suite.schema.json``
 (docs/evaluations.md); beyond the schema, ``validate_suite`` checks what a schema cannot: the subject exists,
-each scenario is of its subject's kind, names are unique, patterns compile, fixtures name tools there are. Every
-error names its scenario.
+each scenario is of its subject's kind, names are unique, patterns compile, fixtures name tools there are, and
+attacks included from the red-team library (``evaluations.redteam``) exist for the subject's kind. Every error
+names its scenario.
 """
 
 import json
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from agents.models import Tool
+from evaluations import redteam
 from governance.models import GovernedObject
 
 SUITE_KIND = "suite"
 SCHEMA: dict[str, Any] = json.loads(Path(__file__).with_name("suite.schema.json").read_text())
 PERSONA_ONLY = ("turns",)
-AGENT_ONLY = ("input", "fixtures", "approvals", "expect")
+AGENT_ONLY = ("input", "fixtures", "read_result", "approvals", "expect")
 Errors = dict[str, list[str]]
 
 
@@ -45,6 +47,9 @@ def validate_suite(spec: dict[str, Any]) -> Errors:
         seen.add(scenario["name"])
         for path, message in _scenario_problems(subject["kind"], scenario):
             errors.setdefault(f"{where}.{path}", []).append(f"{named}: {message}")
+    for index, reference in enumerate(spec.get("include", [])):
+        if problem := redteam.reference_problem(reference, subject["kind"]):
+            errors[f"include[{index}]"] = [problem]
     return errors
 
 

@@ -9,7 +9,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from evaluations import redteam
 from governance.models import GovernedObject
+from governance.registry import get_kind
 from governance.services import label_resolve
 
 pytestmark = pytest.mark.django_db
@@ -132,3 +134,25 @@ def test_an_agent_suite_names_tools_there_are_and_a_subject_there_is(api_as: Any
     }
     elsewhere = {**suite, "subject": {"kind": "agent", "slug": "nobody"}, "scenarios": [{**scenario, "fixtures": {}}]}
     assert errors_of(client, elsewhere, slug="other") == {"draft.subject.slug": ["There is no agent 'nobody'."]}
+
+
+def test_the_red_team_library_holds_fifty_attacks_of_every_kind_each_a_valid_scenario(subjects: None) -> None:
+    attacks = list(redteam.ATTACKS.values())
+    assert len(attacks) >= 50
+    assert {attack["category"] for attack in attacks} == set(redteam.CATEGORIES)
+    for kind, slug in (("persona", "support"), ("agent", "inventory-agent")):
+        scenarios = [redteam.scenario(attack) for attack in attacks if attack["kind"] == kind]
+        spec = {"subject": {"kind": kind, "slug": slug}, "scenarios": scenarios}
+        assert get_kind("suite").validate(spec) == {}, kind
+        assert len({scenario["name"] for scenario in scenarios}) == len(scenarios)
+
+
+def test_a_suite_includes_attacks_by_reference_and_only_those_for_its_kind(
+    api_as: Any, editor: User, subjects: None
+) -> None:
+    client = api_as(editor)
+    suite = {**PERSONA_SUITE, "include": ["redteam:leak-de", "redteam:tool-result-ignore", "redteam:no-such"]}
+    assert errors_of(client, suite) == {
+        "draft.include[1]": ["'redteam:tool-result-ignore' is an attack on an agent, not on a persona."],
+        "draft.include[2]": ["there is no attack 'redteam:no-such' in the red-team library."],
+    }
