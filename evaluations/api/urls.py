@@ -1,5 +1,7 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from evaluations.api.views import FromProductionView
 from evaluations.suites import SUITE_KIND
 from governance.api.views import GovernedViewSet
 
@@ -11,4 +13,7 @@ class SuiteViewSet(GovernedViewSet):
 router = SimpleRouter()
 router.register("suites", SuiteViewSet, basename="suite")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("suites/from-production/", FromProductionView.as_view(), name="suite-from-production"),
+    *router.urls,
+]
