@@ -66,7 +66,10 @@ def test_a_run_becomes_a_scenario_with_its_input_and_its_tools_results_as_fixtur
     operator: User,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    script = [{"call": "unit.echo", "arguments": {"text": "input.word"}}, {"answer": "said {{ last.echo }}"}]
+    script: list[dict[str, Any]] = [
+        {"call": "unit.echo", "arguments": {"text": "input.word"}},
+        {"answer": "said {{ last.echo }}"},
+    ]
     release_agent(editor, approver, "echoer", spec(script))
     run = start_run(django_capture_on_commit_callbacks, operator, "echoer", {"word": "hi"})
     runtime.advance(run.pk, "tests")
