@@ -110,9 +110,9 @@ class Heartbeat:
 
 
 def _beat() -> None:
-    lease = settings.AGENTS_LEASE_SECONDS
     while True:
-        time.sleep(max(1.0, lease / 3))
+        time.sleep(max(1.0, settings.AGENTS_LEASE_SECONDS / 3))
+        lease = settings.AGENTS_LEASE_SECONDS  # read each round: the thread lives as long as its process
         with Heartbeat.lock:
             if Heartbeat.calls:
                 for run_id, owner in Heartbeat.calls.values():
